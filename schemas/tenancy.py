@@ -1,0 +1,20 @@
+"""Tenants scope every read and write; the embedded default has exactly one."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+# A fixed id so that data written with auth off stays reachable when auth is switched on later.
+DEFAULT_TENANT_ID = uuid.UUID("00000000-0000-0000-0000-000000000001")
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    id: uuid.UUID
+    name: str = "default"
+
+
+def current_tenant(request: object) -> Tenant:
+    """The tenant the composition root's auth middleware attached to this request (FastAPI dependency)."""
+    return request.state.tenant  # type: ignore[attr-defined]

@@ -1,0 +1,111 @@
+"""ClickHouse access for both deployments through `clickhouse-connect`: `chdb:///dir` or `http(s)://…/db`.
+
+The rest of tracehouse only sees `ClickHouse`: one object that hands each thread its own client, so that
+concurrent inserts and queries do not serialise on one connection (chDB clients hold a per-handle lock;
+HTTP clients keep per-session state). Clients on one chDB path share the same embedded engine.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+
+DEFAULT_DATABASE = "tracehouse"
+
+# Settings every query runs with: FINAL reads that do not merge across partitions are much cheaper, and our
+# partition key (month of start_time) never changes between versions of a row, so it is correct.
+SESSION_SETTINGS: dict[str, Any] = {"do_not_merge_across_partitions_select_final": 1}
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where ClickHouse is, parsed once from the URL so errors name the setting at start-up."""
+
+    kind: str  # "chdb" or "http"
+    database: str
+    path: str = ""  # chdb data directory
+    host: str = ""
+    port: int = 0
+    username: str = "default"
+    password: str = ""
+    secure: bool = False
+
+    @classmethod
+    def parse(cls, url: str) -> Target:
+        parts = urlsplit(url)
+        if parts.scheme == "chdb":
+            if not parts.path or parts.path == "/":
+                raise ValueError("chdb URL needs an absolute data directory, e.g. chdb:///var/lib/tracehouse/ch")
+            return cls(kind="chdb", database=DEFAULT_DATABASE, path=parts.path)
+        if parts.scheme in ("http", "https"):
+            if not parts.hostname:
+                raise ValueError("ClickHouse URL has no host")
+            secure = parts.scheme == "https"
+            return cls(
+                kind="http",
+                database=parts.path.strip("/") or DEFAULT_DATABASE,
+                host=parts.hostname,
+                port=parts.port or (8443 if secure else 8123),
+                username=unquote(parts.username or "default"),
+                password=unquote(parts.password or ""),
+                secure=secure,
+            )
+        raise ValueError(f"unsupported scheme {parts.scheme!r}: use chdb:///dir or http(s)://user:pass@host:port/db")
+
+
+class ClickHouse:
+    """Thread-local clients for one target; `client()` is the only way code reaches ClickHouse."""
+
+    def __init__(self, target: Target, *, cluster: str | None = None) -> None:
+        self.target = target
+        self.cluster = cluster
+        self._local = threading.local()
+        self._clients: list[Client] = []
+        self._lock = threading.Lock()
+
+    @property
+    def database(self) -> str:
+        return self.target.database
+
+    def client(self) -> Client:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = self._connect(self.target.database)
+            self._local.client = client
+            with self._lock:
+                self._clients.append(client)
+        return client
+
+    def admin_client(self) -> Client:
+        """A client without a default database, for creating it; the caller closes it."""
+        return self._connect(None)
+
+    def _connect(self, database: str | None) -> Client:
+        t = self.target
+        if t.kind == "chdb":
+            os.makedirs(t.path, exist_ok=True)
+            return clickhouse_connect.get_client(dsn=f"chdb://{t.path}", database=database, settings=SESSION_SETTINGS)
+        return clickhouse_connect.get_client(
+            host=t.host,
+            port=t.port,
+            username=t.username,
+            password=t.password,
+            secure=t.secure,
+            database=database or "default",
+            settings=SESSION_SETTINGS,
+            autogenerate_session_id=False,
+            compress="lz4",
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            client.close()
+        self._local = threading.local()

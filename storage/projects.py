@@ -1,0 +1,112 @@
+"""Project repository: the one place projects are read and written, always scoped to a tenant."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from schemas.projects import DEFAULT_PROJECT_NAME, Project, project_id_for_name
+from storage.clickhouse import ClickHouse
+
+_COLUMNS = [
+    "tenant_id",
+    "id",
+    "name",
+    "description",
+    "extra",
+    "start_time",
+    "end_time",
+    "reference_dataset_id",
+    "short_ttl_days",
+    "long_ttl_days",
+    "version",
+    "is_deleted",
+]
+_SELECT = ", ".join(_COLUMNS[:-2])
+
+
+def next_version() -> int:
+    """ReplacingMergeTree version: wall-clock nanoseconds, so the latest write of a row wins across processes."""
+    return time.time_ns()
+
+
+class ProjectRepository:
+    """Projects per tenant. Ingest resolves `session_name` on every batch, so names are cached in memory;
+    the cache only ever maps a name to the id it had when read, and is dropped on every write here."""
+
+    def __init__(self, ch: ClickHouse) -> None:
+        self._ch = ch
+        self._by_name: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
+        self._lock = threading.RLock()
+
+    def _rows(self, tenant_id: uuid.UUID, where: str = "", params: dict[str, Any] | None = None) -> list[Project]:
+        sql = f"SELECT {_SELECT} FROM projects FINAL WHERE tenant_id = {{tenant:UUID}} {where} ORDER BY start_time, id"
+        result = self._ch.client().query(sql, parameters={"tenant": tenant_id, **(params or {})})
+        return [_project(dict(zip(_COLUMNS, row, strict=False))) for row in result.result_rows]
+
+    def get(self, tenant_id: uuid.UUID, project_id: uuid.UUID) -> Project | None:
+        found = self._rows(tenant_id, "AND id = {id:UUID}", {"id": project_id})
+        return found[0] if found else None
+
+    def find_by_name(self, tenant_id: uuid.UUID, name: str) -> Project | None:
+        found = self._rows(tenant_id, "AND name = {name:String}", {"name": name})
+        return found[0] if found else None
+
+    def list(self, tenant_id: uuid.UUID) -> list[Project]:
+        return self._rows(tenant_id)
+
+    def save(self, project: Project, *, deleted: bool = False) -> None:
+        row = [
+            project.tenant_id,
+            project.id,
+            project.name,
+            project.description,
+            orjson.dumps(project.extra or {}).decode(),
+            project.start_time,
+            project.end_time,
+            project.reference_dataset_id,
+            project.short_ttl_days,
+            project.long_ttl_days,
+            next_version(),
+            int(deleted),
+        ]
+        self._ch.client().insert("projects", [row], column_names=_COLUMNS)
+        with self._lock:
+            self._by_name = {k: v for k, v in self._by_name.items() if v != project.id}
+
+    def resolve_name(self, tenant_id: uuid.UUID, name: str) -> uuid.UUID:
+        """The id of the project called `name`, creating it on first use (runs may name unknown projects)."""
+        cached = self._by_name.get((tenant_id, name))
+        if cached is not None:
+            return cached
+        with self._lock:
+            cached = self._by_name.get((tenant_id, name))
+            if cached is not None:
+                return cached
+            existing = self.find_by_name(tenant_id, name)
+            if existing is None:
+                existing = Project(
+                    id=project_id_for_name(tenant_id, name),
+                    tenant_id=tenant_id,
+                    name=name,
+                    start_time=datetime.now(UTC),
+                )
+                self.save(existing)
+            self._by_name[(tenant_id, name)] = existing.id
+            return existing.id
+
+    def ensure_default(self, tenant_id: uuid.UUID) -> uuid.UUID:
+        return self.resolve_name(tenant_id, DEFAULT_PROJECT_NAME)
+
+
+def _project(row: dict[str, Any]) -> Project:
+    row["extra"] = orjson.loads(row["extra"]) if row["extra"] else {}
+    for key in ("start_time", "end_time"):
+        if row[key] is not None and row[key].tzinfo is None:
+            row[key] = row[key].replace(tzinfo=UTC)
+    return Project.model_validate(row)

@@ -1,0 +1,140 @@
+"""Test harness: real server processes on loopback and polling with deadlines (never sleeps as sync)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(check: Callable[[], T | None], *, timeout: float = 15.0, interval: float = 0.05, what: str = "") -> T:
+    """Poll `check` until it returns a truthy value or the deadline passes; exceptions count as not yet."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while True:
+        try:
+            value = check()
+            if value:
+                return value
+        except Exception as error:
+            last_error = error
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or check}: {last_error!r}")
+        time.sleep(interval)
+
+
+class Server:
+    """`tracehouse serve` as a subprocess on a free loopback port."""
+
+    def __init__(
+        self, data_dir: Path, *, service: str = "all", env: dict[str, str] | None = None, args: list[str] | None = None
+    ) -> None:
+        self.data_dir = data_dir
+        self.service = service
+        self.env = env or {}
+        self.args = args or []
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = data_dir.parent / f"{data_dir.name}-server-{self.port}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, *, timeout: float = 60.0) -> Server:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "TRACEHOUSE_LOG_LEVEL": "warning", **self.env}
+        cmd = [
+            sys.executable,
+            "-m",
+            "tracehouse",
+            "serve",
+            *([self.service] if self.service != "all" else []),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(self.data_dir),
+            *self.args,
+        ]
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        wait_for(self._ready, timeout=timeout, what=f"server on {self.url} (log: {self.log_path})")
+        return self
+
+    def _ready(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(f"server exited with {self.proc.returncode}: {self.log_path.read_text()[-3000:]}")
+        return httpx.get(f"{self.url}/ok", timeout=1.0).status_code == 200
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def kill(self) -> int:
+        return self.stop(signal.SIGKILL)
+
+    def restart(self) -> Server:
+        self.stop()
+        return self.start()
+
+    def client(self, **kwargs: object) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30.0, **kwargs)  # type: ignore[arg-type]
+
+    def __enter__(self) -> Server:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class MotoServer:
+    """A real S3-protocol server (moto in server mode) on loopback."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> MotoServer:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for(lambda: httpx.get(self.url, timeout=1.0).status_code < 500, timeout=30, what="moto server")
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}

@@ -1,0 +1,1 @@
+"""Composition root: settings, the app factory that mounts ingest and query, and the CLI."""

@@ -1,0 +1,130 @@
+"""The app factory: opens storage, builds the ingest and/or query service, mounts them at `/` and `/api/v1`."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Protocol
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+import ingest
+import query
+from schemas import DEFAULT_TENANT_ID, ApiError, Tenant
+from storage import Storage
+from tracehouse.settings import Service, Settings
+
+log = logging.getLogger("tracehouse")
+
+API_VERSION = "0.10.100"  # >= 0.8.10 enables multipart feedback in the SDK; < 0.16 keeps it on the v1 API
+
+# The SDK crashes its tracing thread on a partial batch_ingest_config (protocol §2.2): always send all six keys.
+BATCH_INGEST_CONFIG = {
+    "use_multipart_endpoint": True,
+    "scale_up_qsize_trigger": 1000,
+    "scale_up_nthreads_limit": 16,
+    "scale_down_nempty_trigger": 4,
+    "size_limit": 100,
+    "size_limit_bytes": 20 * 1024 * 1024,
+}
+
+
+class Mounted(Protocol):
+    router: APIRouter
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def info() -> dict[str, Any]:
+    return {
+        "version": API_VERSION,
+        "license_expiration_time": None,
+        "batch_ingest_config": BATCH_INGEST_CONFIG,
+        "instance_flags": {"zstd_compression_enabled": True},
+    }
+
+
+class TenantMiddleware:
+    """Attaches the caller's tenant to every request. With auth off everything belongs to the default tenant."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.tenant = Tenant(id=DEFAULT_TENANT_ID)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope.setdefault("state", {})["tenant"] = self.tenant
+        await self.app(scope, receive, send)
+
+
+def _secret_key(settings: Settings) -> bytes:
+    if settings.secret_key:
+        return settings.secret_key.encode()
+    path = settings.data_dir / "secret_key"
+    if not path.exists():
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip().encode()
+
+
+def create_app(settings: Settings, service: Service = "all") -> FastAPI:
+    storage = Storage.open(
+        settings.clickhouse_url,
+        settings.blob_url,
+        s3_endpoint_url=settings.s3_endpoint_url,
+        s3_region=settings.s3_region,
+        cluster=settings.clickhouse_cluster,
+    )
+    storage.projects.ensure_default(DEFAULT_TENANT_ID)
+    mounted: list[Mounted] = []
+    if service in ("all", "ingest"):
+        mounted.append(
+            ingest.build(
+                storage,
+                ingest.IngestOptions(
+                    max_body_bytes=settings.max_body_bytes, blob_offload_bytes=settings.blob_offload_bytes
+                ),
+            )
+        )
+    if service in ("all", "query"):
+        mounted.append(query.build(storage, query.QueryOptions(secret_key=_secret_key(settings))))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        for part in mounted:
+            part.start()
+        log.info("tracehouse %s serving %s on %s", API_VERSION, service, settings.clickhouse_url)
+        try:
+            yield
+        finally:
+            for part in reversed(mounted):
+                part.stop()
+            storage.close()
+
+    app = FastAPI(title="tracehouse", version=API_VERSION, lifespan=lifespan)
+    app.state.storage = storage
+
+    meta = APIRouter()
+    meta.add_api_route("/info", info, methods=["GET"], summary="Server info read by the LangSmith SDK")
+    meta.add_api_route("/ok", lambda: {"ok": True}, methods=["GET"], summary="Liveness probe")
+    meta.add_api_route("/health", lambda: {"ok": True}, methods=["GET"], summary="Readiness probe")
+    routers = [meta, *(part.router for part in mounted)]
+    for router in routers:
+        app.include_router(router)
+    for router in routers:
+        app.include_router(router, prefix="/api/v1", include_in_schema=False)
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        headers = {"Retry-After": str(max(1, round(exc.retry_after)))} if exc.retry_after is not None else None
+        return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+
+    app.add_middleware(TenantMiddleware)
+    return app

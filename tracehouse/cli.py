@@ -1,0 +1,79 @@
+"""`tracehouse serve [ingest|query]`, `tracehouse migrate`. Flags override `TRACEHOUSE_*` variables."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from types import FrameType
+from typing import Any
+
+from pydantic import ValidationError
+
+from tracehouse.settings import Settings, describe
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", help="where embedded data lives (default ./.tracehouse)")
+    common.add_argument("--clickhouse-url", help="chdb:///dir or http(s)://user:pass@host:port/db")
+    common.add_argument("--clickhouse-cluster", help="cluster name for ON CLUSTER migrations")
+    common.add_argument("--blob-url", help="file:///dir or s3://bucket/prefix")
+    common.add_argument("--s3-endpoint-url", help="S3-compatible endpoint (MinIO, R2, ...)")
+
+    parser = argparse.ArgumentParser(prog="tracehouse", description="Tracing backend for LLM applications")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", parents=[common], help="run the HTTP service")
+    serve.add_argument("service", nargs="?", choices=["all", "ingest", "query"], default="all")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    commands.add_parser("migrate", parents=[common], help="apply schema migrations and exit")
+    return parser
+
+
+def load_settings(args: argparse.Namespace) -> Settings:
+    names = set(Settings.model_fields)
+    overrides: dict[str, Any] = {k: v for k, v in vars(args).items() if k in names and v is not None}
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        print(f"tracehouse: {describe(error)}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    settings = load_settings(args)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if args.command == "migrate":
+        from storage import Storage
+
+        Storage.open(
+            settings.clickhouse_url,
+            settings.blob_url,
+            s3_endpoint_url=settings.s3_endpoint_url,
+            cluster=settings.clickhouse_cluster,
+        ).close()
+        print("migrations applied")
+        return
+    import uvicorn
+
+    from tracehouse.app import create_app
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            # uvicorn re-raises the stop signal after shutdown; a graceful stop that flushed everything is a
+            # clean exit, so report 0 to supervisors instead of "killed by SIGTERM".
+            super().handle_exit(sig, frame)
+            self._captured_signals.clear()
+
+    app = create_app(settings, args.service)
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_level=settings.log_level, timeout_graceful_shutdown=30
+    )
+    Server(config).run()
+
+
+if __name__ == "__main__":
+    main()
