@@ -1,0 +1,30 @@
+"""Runs as every wire format hands them to the pipeline: one `RunOp` per post or patch of one run."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+RUN_TYPES = frozenset({"tool", "chain", "llm", "retriever", "embedding", "prompt", "parser"})
+
+# Fields sent out of band (multipart `<op>.<id>.<name>` parts) or inline (batch JSON, POST /runs).
+PAYLOAD_FIELDS = ("inputs", "outputs", "events", "extra", "error", "serialized")
+
+OpKind = Literal["post", "patch"]
+
+
+@dataclass(slots=True)
+class RunOp:
+    """A normalised post or patch.
+
+    `fields` holds the run's JSON fields as LangSmith names them (`name`, `run_type`, `start_time` as ISO text,
+    `trace_id`, `dotted_order`, `parent_run_id`, `session_id`/`session_name`, `tags`, `inputs`, `outputs`,
+    `extra`, `events`, `error`, `serialized`, …), parsed and validated; `None` values are absent ("unchanged"
+    in a patch). `attachments` maps an attachment name to (mime type, bytes).
+    """
+
+    kind: OpKind
+    run_id: uuid.UUID
+    fields: dict[str, Any]
+    attachments: dict[str, tuple[str, bytes]] = field(default_factory=dict)
