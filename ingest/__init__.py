@@ -6,13 +6,15 @@ from dataclasses import dataclass
 
 from fastapi import APIRouter
 
+from ingest.pipeline import Pipeline, PipelineOptions
+from ingest.routes import build_router
 from storage import Storage
 
 
 @dataclass(frozen=True, slots=True)
 class IngestOptions:
+    pipeline: PipelineOptions
     max_body_bytes: int = 100 * 1024 * 1024
-    blob_offload_bytes: int = 20 * 1024
 
 
 class IngestService:
@@ -21,13 +23,15 @@ class IngestService:
     def __init__(self, storage: Storage, options: IngestOptions) -> None:
         self.storage = storage
         self.options = options
+        self.pipeline = Pipeline(storage, options.pipeline)
         self.router = APIRouter()
+        self.router.include_router(build_router(self.pipeline, max_body_bytes=options.max_body_bytes))
 
     def start(self) -> None:
-        pass
+        self.pipeline.start()
 
     def stop(self) -> None:
-        pass
+        self.pipeline.stop()
 
 
 def build(storage: Storage, options: IngestOptions) -> IngestService:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from starlette.requests import Request
+
 # A fixed id so that data written with auth off stays reachable when auth is switched on later.
 DEFAULT_TENANT_ID = uuid.UUID("00000000-0000-0000-0000-000000000001")
 
@@ -15,6 +17,6 @@ class Tenant:
     name: str = "default"
 
 
-def current_tenant(request: object) -> Tenant:
+def current_tenant(request: Request) -> Tenant:
     """The tenant the composition root's auth middleware attached to this request (FastAPI dependency)."""
-    return request.state.tenant  # type: ignore[attr-defined]
+    return request.state.tenant

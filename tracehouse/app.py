@@ -14,6 +14,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 import ingest
 import query
+from ingest.flush import FlushOptions
+from ingest.pipeline import PipelineOptions
 from schemas import DEFAULT_TENANT_ID, ApiError, Tenant
 from storage import Storage
 from tracehouse.settings import Service, Settings
@@ -85,13 +87,15 @@ def create_app(settings: Settings, service: Service = "all") -> FastAPI:
     storage.projects.ensure_default(DEFAULT_TENANT_ID)
     mounted: list[Mounted] = []
     if service in ("all", "ingest"):
+        pipeline = PipelineOptions(
+            spool_dir=settings.spool_dir,
+            spool_max_bytes=settings.spool_max_bytes,
+            flush_interval=settings.flush_interval_ms / 1000,
+            flush_max_bytes=settings.flush_max_bytes,
+            flush=FlushOptions(blob_offload_bytes=settings.blob_offload_bytes, ttl_days=settings.short_ttl_days),
+        )
         mounted.append(
-            ingest.build(
-                storage,
-                ingest.IngestOptions(
-                    max_body_bytes=settings.max_body_bytes, blob_offload_bytes=settings.blob_offload_bytes
-                ),
-            )
+            ingest.build(storage, ingest.IngestOptions(pipeline=pipeline, max_body_bytes=settings.max_body_bytes))
         )
     if service in ("all", "query"):
         mounted.append(query.build(storage, query.QueryOptions(secret_key=_secret_key(settings))))

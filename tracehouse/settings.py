@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     blob_offload_bytes: int = Field(20 * 1024, ge=0)  # payloads larger than this go to the blob store
     spool_max_bytes: int = Field(1024 * 1024 * 1024, gt=0)
     flush_interval_ms: int = Field(250, gt=0, le=1000)
-    flush_max_runs: int = Field(20_000, gt=0)
+    flush_max_bytes: int = Field(16 * 1024 * 1024, gt=0)  # spooled bytes per ClickHouse batch
     short_ttl_days: int = Field(14, gt=0)
     long_ttl_days: int = Field(400, gt=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -1,0 +1,130 @@
+"""Wire formats -> RunOps: multipart bodies, batch JSON, single runs. Any bad part rejects the whole request
+before anything is spooled, so a request is stored entirely or not at all."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from ingest.multipart import Part
+from ingest.validate import invalid, normalise, parse_uuid
+from schemas import ApiError, jsonutil
+from schemas.runs import PAYLOAD_FIELDS, OpKind, RunOp
+
+
+@dataclass(slots=True)
+class Decoded:
+    ops: list[RunOp] = field(default_factory=list)
+    feedback: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _json(data: bytes, part: str) -> Any:
+    try:
+        return jsonutil.loads(data)
+    except ValueError as exc:
+        raise ApiError(422, f"{part}: invalid JSON: {exc}", detail={"part": part}) from None
+
+
+@dataclass(slots=True)
+class _Pending:
+    kind: OpKind
+    run_id: str
+    main: dict[str, Any] | None = None
+    payloads: dict[str, Any] = field(default_factory=dict)
+    attachments: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+
+
+def from_multipart(parts: list[Part]) -> Decoded:
+    """Parts are grouped per (op, run); ops keep the body order of their first part, so a post and a patch of
+    one run in one body (the SDK's compressed path) are applied post first."""
+    pending: dict[tuple[str, str], _Pending] = {}
+    last_op_of_run: dict[str, tuple[str, str]] = {}
+    decoded = Decoded()
+    for part in parts:
+        pieces = part.name.split(".")
+        head = pieces[0]
+        if head in ("post", "patch") and len(pieces) in (2, 3):
+            key = (head, pieces[1])
+            entry = pending.setdefault(key, _Pending(kind=head, run_id=pieces[1]))  # type: ignore[arg-type]
+            last_op_of_run[pieces[1]] = key
+            if len(pieces) == 2:
+                if entry.main is not None:
+                    raise ApiError(422, f"{part.name}: duplicate part", detail={"part": part.name})
+                entry.main = _json(part.data, part.name)
+            elif pieces[2] in PAYLOAD_FIELDS:
+                entry.payloads[pieces[2]] = _json(part.data, part.name)
+            else:
+                raise _unknown(part.name)
+        elif head == "attachment" and len(pieces) == 3:
+            run_id = pieces[1]
+            parse_uuid(run_id, part.name, "run id")
+            key = last_op_of_run.get(run_id) or ("patch", run_id)
+            entry = pending.setdefault(key, _Pending(kind=key[0], run_id=run_id, main={}))  # type: ignore[arg-type]
+            entry.attachments[pieces[2]] = (part.content_type, part.data)
+        elif head == "feedback" and len(pieces) == 2:
+            item = _json(part.data, part.name)
+            if not isinstance(item, dict):
+                raise invalid(part.name, "body", "must be a JSON object")
+            decoded.feedback.append(item)
+        else:
+            raise _unknown(part.name)
+    for (kind, run_id), entry in pending.items():
+        name = f"{kind}.{run_id}"
+        if entry.main is None:
+            raise ApiError(422, f"{name}: out-of-band parts without the main part {name}", detail={"part": name})
+        if not isinstance(entry.main, dict):
+            raise invalid(name, "body", "must be a JSON object")
+        op = normalise(entry.kind, run_id, {**entry.main, **entry.payloads}, name)
+        op.attachments = entry.attachments
+        decoded.ops.append(op)
+    return decoded
+
+
+def _unknown(name: str) -> ApiError:
+    return ApiError(
+        422,
+        f"unknown part name {name!r}: expected post.<id>[.<field>], patch.<id>[.<field>], "
+        "attachment.<id>.<name> or feedback.<id>",
+        detail={"part": name},
+    )
+
+
+def from_batch(body: bytes) -> Decoded:
+    """`POST /runs/batch`: {"post": [...], "patch": [...]}; posts are applied before patches."""
+    data = _json(body, "body")
+    if not isinstance(data, dict):
+        raise invalid("body", "body", "must be a JSON object with post and/or patch lists")
+    decoded = Decoded()
+    for kind in ("post", "patch"):
+        runs = data.get(kind) or []
+        if not isinstance(runs, list):
+            raise invalid("body", kind, "must be a list of runs")
+        for index, run in enumerate(runs):
+            where = f"{kind}[{index}]"
+            if not isinstance(run, dict):
+                raise invalid(where, "body", "must be a JSON object")
+            decoded.ops.append(from_run(kind, run.get("id"), run, where))  # type: ignore[arg-type]
+    return decoded
+
+
+def from_run(kind: OpKind, run_id: Any, run: dict[str, Any], where: str) -> RunOp:
+    """One run with inline payloads (`POST /runs`, `PATCH /runs/{id}`, batch entries); inline attachments are
+    `{"name": [mime, base64]}` (protocol §4.4)."""
+    op = normalise(kind, run_id, run, where)
+    attachments = run.get("attachments")
+    if isinstance(attachments, dict):
+        for name, value in attachments.items():
+            if not (isinstance(value, list | tuple) and len(value) == 2 and isinstance(value[1], str)):
+                raise invalid(where, f"attachments.{name}", "must be [mime_type, base64 data]")
+            try:
+                op.attachments[name] = (str(value[0]), base64.b64decode(value[1], validate=True))
+            except binascii.Error:
+                raise invalid(where, f"attachments.{name}", "is not valid base64") from None
+    return op
+
+
+def path_run_id(run_id: str) -> uuid.UUID:
+    return parse_uuid(run_id, "path", "run_id")

@@ -1,0 +1,133 @@
+"""Fields the server derives from a merged run (protocol §5.3): ancestry, status, tokens and costs, thread id,
+first token time, and the flattened maps the filter language reads."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from schemas import jsonutil
+
+MAX_KV_ENTRIES = 200
+MAX_KV_VALUE = 1000
+_THREAD_KEYS = ("session_id", "conversation_id", "thread_id")
+_USAGE = {  # usage_metadata key -> run column
+    "input_tokens": "prompt_tokens",
+    "output_tokens": "completion_tokens",
+    "total_tokens": "total_tokens",
+    "input_cost": "prompt_cost",
+    "output_cost": "completion_cost",
+    "total_cost": "total_cost",
+    "input_token_details": "prompt_token_details",
+    "output_token_details": "completion_token_details",
+    "input_cost_details": "prompt_cost_details",
+    "output_cost_details": "completion_cost_details",
+}
+
+
+def segment(start_time: datetime, run_id: str) -> str:
+    return f"{start_time:%Y%m%dT%H%M%S%fZ}{run_id}"
+
+
+def ancestry(state: dict[str, Any], parent: dict[str, Any] | None, start: datetime) -> tuple[str, str, list[str]]:
+    """(trace_id, dotted_order, parent_run_ids). The client's values win; otherwise they come from the parent
+    (or the run itself when it is a root). A parent the server has not seen yet leaves a dotted order rooted
+    at the parent, which still sorts siblings by start time."""
+    run_id = state["id"]
+    parent_id = state.get("parent_run_id")
+    dotted = state.get("dotted_order")
+    if dotted is None:
+        own = segment(start, run_id)
+        if parent_id is None:
+            dotted = own
+        elif parent is not None and parent.get("dotted_order"):
+            dotted = f"{parent['dotted_order']}.{own}"
+        else:
+            dotted = own
+    ancestors = [s[22:] for s in dotted.split(".")[:-1]]
+    if parent_id is not None and (not ancestors or ancestors[-1] != parent_id):
+        ancestors.append(parent_id)
+    trace_id = state.get("trace_id") or (parent or {}).get("trace_id") or (ancestors[0] if ancestors else run_id)
+    return trace_id, dotted, ancestors
+
+
+def status(state: dict[str, Any]) -> str:
+    if state.get("error"):
+        return "error"
+    return "success" if state.get("end_time") else "pending"
+
+
+def usage(state: dict[str, Any]) -> dict[str, Any]:
+    """Token and cost columns from `extra.metadata.usage_metadata`, else `outputs.usage_metadata` (llm runs)."""
+    if state.get("run_type") != "llm":
+        return {}
+    metadata = (state.get("extra") or {}).get("metadata") or {}
+    found = metadata.get("usage_metadata")
+    if not isinstance(found, dict):
+        outputs = state.get("outputs")
+        found = outputs.get("usage_metadata") if isinstance(outputs, dict) else None
+    if not isinstance(found, dict):
+        return {}
+    out: dict[str, Any] = {}
+    for key, column in _USAGE.items():
+        value = found.get(key)
+        if value is None:
+            continue
+        if column.endswith("_details"):
+            if isinstance(value, dict):
+                out[column] = jsonutil.dumps_str(value)
+        elif column.endswith("_tokens"):
+            if isinstance(value, int | float) and value >= 0:
+                out[column] = int(value)
+        elif isinstance(value, int | float):
+            out[column] = float(value)
+    if "total_tokens" not in out and ("prompt_tokens" in out or "completion_tokens" in out):
+        out["total_tokens"] = out.get("prompt_tokens", 0) + out.get("completion_tokens", 0)
+    return out
+
+
+def thread_id(state: dict[str, Any]) -> str:
+    metadata = (state.get("extra") or {}).get("metadata") or {}
+    for key in _THREAD_KEYS:
+        value = metadata.get(key)
+        if value not in (None, ""):
+            return str(value)
+    return ""
+
+
+def first_token_time(state: dict[str, Any]) -> str | None:
+    for event in state.get("events") or ():
+        if isinstance(event, dict) and event.get("name") == "new_token" and isinstance(event.get("time"), str):
+            return event["time"]
+    return None
+
+
+def text_value(value: Any) -> str:
+    return value if isinstance(value, str) else jsonutil.dumps_str(value)
+
+
+def metadata_map(state: dict[str, Any]) -> dict[str, str]:
+    metadata = (state.get("extra") or {}).get("metadata")
+    if not isinstance(metadata, dict):
+        return {}
+    return {str(k): text_value(v)[:MAX_KV_VALUE] for k, v in metadata.items() if v is not None}
+
+
+def flatten(value: Any) -> dict[str, str]:
+    """Leaf paths (`a.b.0.c`) to text, bounded in count and length: what input_key/input_value match."""
+    out: dict[str, str] = {}
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack and len(out) < MAX_KV_ENTRIES:
+        path, node = stack.pop()
+        if isinstance(node, dict) and node:
+            stack.extend((f"{path}.{k}" if path else str(k), v) for k, v in reversed(node.items()))
+        elif isinstance(node, list) and node:
+            stack.extend((f"{path}.{i}" if path else str(i), v) for i, v in reversed(list(enumerate(node))))
+        elif path and node is not None:
+            out[path] = text_value(node)[:MAX_KV_VALUE]
+    return out
+
+
+def optional_uuid(value: str | None) -> uuid.UUID | None:
+    return uuid.UUID(value) if value else None

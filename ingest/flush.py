@@ -1,0 +1,306 @@
+"""Spooled records -> stored runs: merge each run's ops onto its current state, derive, offload, insert.
+
+This is the batcher's `flush`. It is idempotent (replaying records gives the same rows), which is what makes
+replay after a crash safe. Current states come from a bounded cache of runs that are still open (a started
+run whose patch is expected) and otherwise from ClickHouse: one lookup per batch for all ids not cached.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from ingest import derive, merge, records
+from ingest.validate import format_time
+from schemas import jsonutil
+from schemas.projects import DEFAULT_PROJECT_NAME
+from schemas.runs import RunOp
+from storage import Storage
+from storage.blobs import BlobStore
+from storage.runs import RUN_COLUMNS, RunStore
+
+log = logging.getLogger(__name__)
+
+_OFFLOADED = ("inputs", "outputs", "events", "extra")
+_JSON_DEFAULTS = {"inputs": "{}", "extra": "{}", "events": "[]"}
+
+_SESSION, _START = RUN_COLUMNS.index("session_id"), RUN_COLUMNS.index("start_time")
+_VERSION, _DELETED = RUN_COLUMNS.index("version"), RUN_COLUMNS.index("is_deleted")
+
+FeedbackSink = Callable[[uuid.UUID, list[dict[str, Any]]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class FlushOptions:
+    blob_offload_bytes: int = 20 * 1024
+    ttl_days: int = 14
+    cache_runs: int = 50_000  # open runs kept in memory for their patch
+    upload_threads: int = 8
+
+
+class StateCache:
+    """LRU of open runs' states (bounded by count); only this process's batcher writes through it."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._data: OrderedDict[tuple[uuid.UUID, uuid.UUID], dict[str, Any]] = OrderedDict()
+
+    def get(self, key: tuple[uuid.UUID, uuid.UUID]) -> dict[str, Any] | None:
+        state = self._data.get(key)
+        if state is not None:
+            self._data.move_to_end(key)
+        return state
+
+    def put(self, key: tuple[uuid.UUID, uuid.UUID], state: dict[str, Any]) -> None:
+        self._data[key] = state
+        self._data.move_to_end(key)
+        while len(self._data) > self.capacity:
+            self._data.popitem(last=False)
+
+    def drop(self, key: tuple[uuid.UUID, uuid.UUID]) -> None:
+        self._data.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+class Flusher:
+    def __init__(self, storage: Storage, options: FlushOptions, *, feedback: FeedbackSink | None = None) -> None:
+        self.storage = storage
+        self.options = options
+        self.runs = RunStore(storage.clickhouse)
+        self.cache = StateCache(options.cache_runs)
+        self.feedback = feedback
+        self._uploads = ThreadPoolExecutor(max_workers=options.upload_threads, thread_name_prefix="blob-upload")
+
+    def close(self) -> None:
+        self._uploads.shutdown(wait=True)
+
+    def __call__(self, batch: list[bytes]) -> None:
+        ops_by_tenant: dict[uuid.UUID, list[RunOp]] = defaultdict(list)
+        feedback_by_tenant: dict[uuid.UUID, list[dict[str, Any]]] = defaultdict(list)
+        for record in batch:
+            tenant_id, ops, feedback = records.decode(record)
+            ops_by_tenant[tenant_id].extend(ops)
+            feedback_by_tenant[tenant_id].extend(feedback)
+        for tenant_id, ops in ops_by_tenant.items():
+            self._write_runs(tenant_id, ops)
+        if self.feedback is not None:
+            for tenant_id, items in feedback_by_tenant.items():
+                if items:
+                    self.feedback(tenant_id, items)
+
+    # -- the run path ------------------------------------------------------------------------------------
+
+    def _states(self, tenant_id: uuid.UUID, ids: set[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any] | None]:
+        states: dict[uuid.UUID, dict[str, Any] | None] = {}
+        missing = set()
+        for run_id in ids:
+            cached = self.cache.get((tenant_id, run_id))
+            if cached is None:
+                missing.add(run_id)
+            states[run_id] = cached
+        if missing:
+            for row in self.runs.current(tenant_id, missing):
+                states[row["id"]] = state_from_row(row, self.storage.blobs)
+                missing.discard(row["id"])
+            for run_id, text in self.runs.pending(tenant_id, missing).items():
+                states[run_id] = jsonutil.loads(text)
+        return states
+
+    def _write_runs(self, tenant_id: uuid.UUID, ops: list[RunOp]) -> None:
+        states = self._states(tenant_id, {op.run_id for op in ops})
+        before = dict(states)
+        for op in ops:
+            states[op.run_id] = merge.apply(states[op.run_id], op)
+        touched = {op.run_id for op in ops}
+        parents = self._parents(tenant_id, {run_id: states[run_id] for run_id in touched}, states)
+
+        version = time.time_ns()
+        rows: list[list[Any]] = []
+        pending_rows: list[list[Any]] = []
+        uploads: list[tuple[str, bytes, str, bool]] = []
+        finished: dict[uuid.UUID, dict[str, Any]] = {}
+        for run_id in touched:
+            state = states[run_id]
+            assert state is not None
+            old = before[run_id]
+            if not state[merge.HAS_POST]:
+                key_prefix = f"{tenant_id}/pending/{run_id}"
+                _stage_attachments(state, key_prefix, uploads)
+                pending_rows.append([tenant_id, run_id, jsonutil.dumps_str(state), version, 0])
+                finished[run_id] = state
+                continue
+            if old is not None and not old[merge.HAS_POST]:
+                pending_rows.append([tenant_id, run_id, "", version, 1])  # merged now: retire the pending entry
+            if "_session" not in state:
+                state["_session"] = str(self._project(tenant_id, state))
+            start = datetime.fromisoformat(state["start_time"])
+            parent_id = state.get("parent_run_id")
+            parent = (states.get(uuid.UUID(parent_id)) or parents.get(parent_id)) if parent_id else None
+            trace_id, dotted, ancestors = derive.ancestry(state, parent, start)
+            state.update(trace_id=trace_id, dotted_order=dotted)
+            prefix = f"{tenant_id}/{state['_session']}/{trace_id}/{run_id}"
+            _stage_attachments(state, f"{prefix}/attachments", uploads)
+            row = self._row(tenant_id, run_id, state, start, ancestors, prefix, uploads, version)
+            stored_key = state.get("_stored_key")
+            new_key = [state["_session"], state["start_time"]]
+            if stored_key and stored_key != new_key:
+                rows.append(_tombstone(row, stored_key, version - 1))
+            state["_stored_key"] = new_key
+            rows.append(row)
+            finished[run_id] = state
+
+        if uploads:
+            list(self._uploads.map(lambda u: self.storage.blobs.put(u[0], u[1], content_type=u[2], compress=u[3]),
+                                   uploads))  # fmt: skip
+        self.runs.insert_pending(pending_rows)
+        self.runs.insert(rows)
+        for run_id, state in finished.items():
+            key = (tenant_id, run_id)
+            if state.get("end_time") and state[merge.HAS_POST]:
+                self.cache.drop(key)
+            else:
+                self.cache.put(key, state)
+
+    def _parents(self, tenant_id: uuid.UUID, touched: dict[uuid.UUID, dict[str, Any] | None],
+                 states: dict[uuid.UUID, dict[str, Any] | None]) -> dict[str, dict[str, Any]]:  # fmt: skip
+        """States of parents needed to derive a missing dotted order or trace id, not already at hand."""
+        wanted = set()
+        for state in touched.values():
+            parent_id = state.get("parent_run_id") if state else None
+            if parent_id and (not state.get("dotted_order") or not state.get("trace_id")):
+                pid = uuid.UUID(parent_id)
+                if states.get(pid) is None:
+                    wanted.add(pid)
+        if not wanted:
+            return {}
+        return {str(k): v for k, v in self._states(tenant_id, wanted).items() if v is not None}
+
+    def _project(self, tenant_id: uuid.UUID, state: dict[str, Any]) -> uuid.UUID:
+        """`session_id` wins, else `session_name` (created on first use), else `default` (protocol §5.3)."""
+        projects = self.storage.projects
+        if state.get("session_id"):
+            project_id = uuid.UUID(state["session_id"])
+            if projects.get(tenant_id, project_id) is None:
+                return projects.resolve_name(tenant_id, state.get("session_name") or DEFAULT_PROJECT_NAME)
+            return project_id
+        return projects.resolve_name(tenant_id, state.get("session_name") or DEFAULT_PROJECT_NAME)
+
+    def _row(self, tenant_id: uuid.UUID, run_id: uuid.UUID, state: dict[str, Any], start: datetime,
+             ancestors: list[str], prefix: str, uploads: list[tuple[str, bytes, str, bool]],
+             version: int) -> list[Any]:  # fmt: skip
+        refs: dict[str, str] = state[merge.REFS]
+        texts: dict[str, str] = {}
+        for name in _OFFLOADED:
+            value = state.get(name)
+            if name in refs:
+                texts[name] = ""
+                continue
+            if value is None:
+                texts[name] = _JSON_DEFAULTS.get(name, "")
+                continue
+            text = jsonutil.dumps(value)
+            if len(text) > self.options.blob_offload_bytes:
+                key = f"{prefix}/{name}"
+                uploads.append((key, text, "application/json", True))
+                refs[name] = key
+                texts[name] = ""
+            else:
+                texts[name] = text.decode()
+        outputs = state.get("outputs")
+        end = state.get("end_time")
+        first_token = derive.first_token_time(state)
+        tokens = derive.usage(state)
+        serialized = state.get("serialized")
+        return [
+            tenant_id, uuid.UUID(state["_session"]), run_id, uuid.UUID(state["trace_id"]),
+            derive.optional_uuid(state.get("parent_run_id")), [uuid.UUID(a) for a in ancestors],
+            state["dotted_order"], state.get("parent_run_id") is None, state.get("name", ""),
+            state.get("run_type", "chain"), derive.status(state), start,
+            datetime.fromisoformat(end) if end else None, _time_or_none(first_token), state.get("error"),
+            texts["inputs"], None if outputs is None and "outputs" not in refs else texts["outputs"],
+            texts["extra"], texts["events"], None if serialized is None else jsonutil.dumps_str(serialized),
+            dict(refs), {k: jsonutil.dumps_str(v) for k, v in state[merge.ATTACHMENTS].items()},
+            state.get("tags") or [], derive.metadata_map(state), derive.flatten(state.get("inputs")),
+            derive.flatten(outputs), derive.thread_id(state),
+            derive.optional_uuid(state.get("reference_example_id")), tokens.get("prompt_tokens", 0),
+            tokens.get("completion_tokens", 0), tokens.get("total_tokens", 0), tokens.get("prompt_cost"),
+            tokens.get("completion_cost"), tokens.get("total_cost"), tokens.get("prompt_token_details", ""),
+            tokens.get("completion_token_details", ""), tokens.get("prompt_cost_details", ""),
+            tokens.get("completion_cost_details", ""), self.options.ttl_days, version, 0,
+        ]  # fmt: skip
+
+
+def _time_or_none(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+
+
+def _stage_attachments(state: dict[str, Any], prefix: str, uploads: list[tuple[str, bytes, str, bool]]) -> None:
+    for name, (mime, data) in (state.pop(merge.NEW_ATTACHMENTS, None) or {}).items():
+        key = f"{prefix}/{name}"
+        uploads.append((key, data, mime, False))
+        state[merge.ATTACHMENTS] = {
+            **state[merge.ATTACHMENTS],
+            name: {"key": key, "mime_type": mime, "size": len(data)},
+        }
+
+
+def _tombstone(row: list[Any], stored_key: list[str], version: int) -> list[Any]:
+    """The row's previous version under its old sort key, deleted: a run whose key changed (a post arriving
+    with another start time than a recovered state) must not stay visible twice."""
+    old = list(row)
+    old[_SESSION], old[_START] = uuid.UUID(stored_key[0]), datetime.fromisoformat(stored_key[1])
+    old[_VERSION], old[_DELETED] = version, 1
+    return old
+
+
+def state_from_row(row: dict[str, Any], blobs: BlobStore) -> dict[str, Any]:
+    """A stored run back as a merge state, payloads parsed (from the blob store when offloaded)."""
+    refs = dict(row["payload_refs"])
+    state: dict[str, Any] = {
+        merge.HAS_POST: True,
+        merge.REFS: refs,
+        merge.ATTACHMENTS: {k: jsonutil.loads(v) for k, v in row["attachments"].items()},
+        "_session": str(row["session_id"]),
+        "id": str(row["id"]),
+        "name": row["name"],
+        "run_type": row["run_type"],
+        "trace_id": str(row["trace_id"]),
+        "dotted_order": row["dotted_order"],
+        "start_time": format_time(_utc(row["start_time"])),
+        "tags": list(row["tags"]),
+    }
+    state["_stored_key"] = [state["_session"], state["start_time"]]
+    if row["parent_run_id"] is not None:
+        state["parent_run_id"] = str(row["parent_run_id"])
+    if row["end_time"] is not None:
+        state["end_time"] = format_time(_utc(row["end_time"]))
+    for key in ("error",):
+        if row[key] is not None:
+            state[key] = row[key]
+    if row["reference_example_id"] is not None:
+        state["reference_example_id"] = str(row["reference_example_id"])
+    for name in ("inputs", "outputs", "extra", "events", "serialized"):
+        if name in refs:
+            state[name] = jsonutil.loads(blobs.get(refs[name]))
+        elif row[name]:
+            state[name] = jsonutil.loads(row[name])
+    return state
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value

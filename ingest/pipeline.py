@@ -1,0 +1,47 @@
+"""The write pipeline: accepted ops are spooled durably (the ack), then batched into storage in the
+background. Every wire format (multipart, batch JSON, single runs, OTLP) enters through `submit`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ingest import records
+from ingest.flush import FeedbackSink, Flusher, FlushOptions
+from schemas import Tenant
+from schemas.runs import RunOp
+from storage import Storage
+from storage.batcher import Batcher
+from storage.spool import Spool
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineOptions:
+    spool_dir: Path
+    spool_max_bytes: int = 1024 * 1024 * 1024
+    flush_interval: float = 0.25
+    flush_max_bytes: int = 16 * 1024 * 1024
+    flush: FlushOptions = field(default_factory=FlushOptions)
+
+
+class Pipeline:
+    def __init__(self, storage: Storage, options: PipelineOptions, *, feedback: FeedbackSink | None = None) -> None:
+        self.spool = Spool(options.spool_dir, max_bytes=options.spool_max_bytes)
+        self.flusher = Flusher(storage, options.flush, feedback=feedback)
+        self.batcher = Batcher(self.spool, self.flusher, interval=options.flush_interval,
+                               max_bytes=options.flush_max_bytes)  # fmt: skip
+
+    def start(self) -> None:
+        self.batcher.start()
+
+    def stop(self) -> None:
+        """Graceful: stop taking writes, flush what is spooled, close. What cannot be flushed stays spooled."""
+        self.batcher.stop(drain=True)
+        self.spool.close()
+        self.flusher.close()
+
+    async def submit(self, tenant: Tenant, ops: list[RunOp], feedback: list[dict[str, Any]] | None = None) -> None:
+        """Returns once the ops are durable; raises ApiError 429/503 (with Retry-After) under overload."""
+        if ops or feedback:
+            await self.spool.append(records.encode(tenant.id, ops, feedback or []))

@@ -1,0 +1,91 @@
+"""The batcher: moves spooled records into storage in large batches, bounded in size and delay.
+
+It owns no merge logic: it hands each batch to a `flush` callable (the ingest's merge-and-write) and moves
+the spool checkpoint only when that returns. If storage fails, the same records are retried with backoff,
+and the spool absorbs new writes until it is full (then ingest answers 503). Replays after a crash are
+safe because `flush` is idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from storage.spool import Spool
+
+log = logging.getLogger(__name__)
+
+Flush = Callable[[list[bytes]], None]
+
+
+class Batcher:
+    def __init__(self, spool: Spool, flush: Flush, *, interval: float = 0.25, max_records: int = 1_000,
+                 max_bytes: int = 16 * 1024 * 1024, max_backoff: float = 5.0) -> None:  # fmt: skip
+        """`interval` bounds the delay from ack to storage at low load; `max_records`/`max_bytes` bound one
+        batch (records are requests, so one record may carry many runs)."""
+        self.spool = spool
+        self.flush = flush
+        self.interval = interval
+        self.max_records = max_records
+        self.max_bytes = max_bytes
+        self.max_backoff = max_backoff
+        self.healthy = True
+        self.last_error: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="batcher", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _loop(self) -> None:
+        backoff = 0.0
+        full = False
+        while not self._stop.is_set():
+            if not self.spool.wait_for_data(self.interval):
+                continue
+            if not full:
+                # Let a batch fill for up to `interval` unless the last one was full: fewer, bigger inserts.
+                self._stop.wait(self.interval)
+            ok, full = self.drain_once()
+            if ok:
+                backoff = 0.0
+            else:
+                backoff = min(self.max_backoff, max(0.1, backoff * 2))
+                self._stop.wait(backoff)
+
+    def drain_once(self) -> tuple[bool, bool]:
+        """Flush one batch from the checkpoint. Returns (stored, batch was full); not stored means storage
+        failed and the batch stays in the spool."""
+        records, position = self.spool.read(max_records=self.max_records, max_bytes=self.max_bytes)
+        if not records:
+            return True, False
+        full = len(records) >= self.max_records or sum(map(len, records)) >= self.max_bytes
+        started = time.perf_counter()
+        try:
+            self.flush(records)
+        except Exception as exc:
+            if self.healthy:
+                log.exception("flush of %d records failed; keeping them in the spool and retrying", len(records))
+            self.healthy, self.last_error = False, repr(exc)
+            return False, full
+        self.spool.commit(position)
+        if not self.healthy:
+            log.warning("storage is back: flushed %d records", len(records))
+        self.healthy, self.last_error = True, None
+        log.debug("flushed %d records in %.1f ms", len(records), (time.perf_counter() - started) * 1000)
+        return True, full
+
+    def stop(self, *, drain: bool = True, timeout: float = 30.0) -> None:
+        """Stop the loop; with `drain`, flush what is spooled first (graceful shutdown), as long as storage
+        answers within `timeout` — what is left stays in the spool for the next start."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=timeout)
+        if not drain:
+            return
+        deadline = time.monotonic() + timeout
+        while self.spool.depth_bytes() > 0 and time.monotonic() < deadline:
+            if not self.drain_once()[0]:
+                break

@@ -1,0 +1,73 @@
+"""Run rows: the write side used by the ingest batcher (insert versions, read back current state)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from storage.clickhouse import ClickHouse
+
+RUN_COLUMNS = (
+    "tenant_id", "session_id", "id", "trace_id", "parent_run_id", "parent_run_ids", "dotted_order", "is_root",
+    "name", "run_type", "status", "start_time", "end_time", "first_token_time", "error", "inputs", "outputs",
+    "extra", "events", "serialized", "payload_refs", "attachments", "tags", "metadata", "inputs_kv", "outputs_kv",
+    "thread_id", "reference_example_id", "prompt_tokens", "completion_tokens", "total_tokens", "prompt_cost",
+    "completion_cost", "total_cost", "prompt_token_details", "completion_token_details", "prompt_cost_details",
+    "completion_cost_details", "ttl_days", "version", "is_deleted",
+)  # fmt: skip
+_STATE_COLUMNS = tuple(c for c in RUN_COLUMNS if c not in ("inputs_kv", "outputs_kv", "metadata"))
+PENDING_COLUMNS = ("tenant_id", "id", "state", "version", "is_deleted")
+
+
+class RunStore:
+    def __init__(self, ch: ClickHouse) -> None:
+        self._ch = ch
+
+    def insert(self, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self._ch.client().insert("runs", rows, column_names=RUN_COLUMNS)
+
+    def insert_pending(self, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self._ch.client().insert("pending_runs", rows, column_names=PENDING_COLUMNS)
+
+    def current(self, tenant_id: uuid.UUID, ids: Iterable[uuid.UUID]) -> list[dict[str, Any]]:
+        """The latest stored version of each run that exists (payload columns included)."""
+        ids = list(ids)
+        if not ids:
+            return []
+        client = self._ch.client()
+        located = client.query(
+            "SELECT id, session_id, start_time FROM run_ids FINAL "
+            "WHERE tenant_id = {t:UUID} AND id IN {ids:Array(UUID)}",
+            parameters={"t": tenant_id, "ids": ids},
+        ).result_rows
+        if not located:
+            return []
+        result = client.query(
+            f"SELECT {', '.join(_STATE_COLUMNS)} FROM runs FINAL WHERE tenant_id = {{t:UUID}} "
+            "AND session_id IN {sessions:Array(UUID)} AND start_time IN {starts:Array(DateTime64(6, 'UTC'))} "
+            "AND id IN {ids:Array(UUID)}",
+            parameters={
+                "t": tenant_id,
+                "sessions": list({row[1] for row in located}),
+                "starts": list({row[2] for row in located}),
+                "ids": [row[0] for row in located],
+            },
+        )
+        return [dict(zip(_STATE_COLUMNS, row, strict=True)) for row in result.result_rows]
+
+    def pending(self, tenant_id: uuid.UUID, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
+        ids = list(ids)
+        if not ids:
+            return {}
+        rows = (
+            self._ch.client()
+            .query(
+                "SELECT id, state FROM pending_runs FINAL WHERE tenant_id = {t:UUID} AND id IN {ids:Array(UUID)}",
+                parameters={"t": tenant_id, "ids": ids},
+            )
+            .result_rows
+        )
+        return dict(rows)
