@@ -159,8 +159,11 @@ class Flusher:
             finished[run_id] = state
 
         if uploads:
-            list(self._uploads.map(lambda u: self.storage.blobs.put(u[0], u[1], content_type=u[2], compress=u[3]),
-                                   uploads))  # fmt: skip
+            list(
+                self._uploads.map(
+                    lambda u: self.storage.blobs.put(u[0], u[1], content_type=u[2], compress=u[3]), uploads
+                )
+            )
         self.runs.insert_pending(pending_rows)
         self.runs.insert(rows)
         for run_id, state in finished.items():
@@ -170,8 +173,12 @@ class Flusher:
             else:
                 self.cache.put(key, state)
 
-    def _parents(self, tenant_id: uuid.UUID, touched: dict[uuid.UUID, dict[str, Any] | None],
-                 states: dict[uuid.UUID, dict[str, Any] | None]) -> dict[str, dict[str, Any]]:  # fmt: skip
+    def _parents(
+        self,
+        tenant_id: uuid.UUID,
+        touched: dict[uuid.UUID, dict[str, Any] | None],
+        states: dict[uuid.UUID, dict[str, Any] | None],
+    ) -> dict[str, dict[str, Any]]:
         """States of parents needed to derive a missing dotted order or trace id, not already at hand."""
         wanted = set()
         for state in touched.values():
@@ -194,9 +201,17 @@ class Flusher:
             return project_id
         return projects.resolve_name(tenant_id, state.get("session_name") or DEFAULT_PROJECT_NAME)
 
-    def _row(self, tenant_id: uuid.UUID, run_id: uuid.UUID, state: dict[str, Any], start: datetime,
-             ancestors: list[str], prefix: str, uploads: list[tuple[str, bytes, str, bool]],
-             version: int) -> list[Any]:  # fmt: skip
+    def _row(
+        self,
+        tenant_id: uuid.UUID,
+        run_id: uuid.UUID,
+        state: dict[str, Any],
+        start: datetime,
+        ancestors: list[str],
+        prefix: str,
+        uploads: list[tuple[str, bytes, str, bool]],
+        version: int,
+    ) -> list[Any]:
         refs: dict[str, str] = state[merge.REFS]
         texts: dict[str, str] = {}
         for name in _OFFLOADED:
@@ -221,22 +236,48 @@ class Flusher:
         tokens = derive.usage(state)
         serialized = state.get("serialized")
         return [
-            tenant_id, uuid.UUID(state["_session"]), run_id, uuid.UUID(state["trace_id"]),
-            derive.optional_uuid(state.get("parent_run_id")), [uuid.UUID(a) for a in ancestors],
-            state["dotted_order"], state.get("parent_run_id") is None, state.get("name", ""),
-            state.get("run_type", "chain"), derive.status(state), start,
-            datetime.fromisoformat(end) if end else None, _time_or_none(first_token), state.get("error"),
-            texts["inputs"], None if outputs is None and "outputs" not in refs else texts["outputs"],
-            texts["extra"], texts["events"], None if serialized is None else jsonutil.dumps_str(serialized),
-            dict(refs), {k: jsonutil.dumps_str(v) for k, v in state[merge.ATTACHMENTS].items()},
-            state.get("tags") or [], derive.metadata_map(state), derive.flatten(state.get("inputs")),
-            derive.flatten(outputs), derive.thread_id(state),
-            derive.optional_uuid(state.get("reference_example_id")), tokens.get("prompt_tokens", 0),
-            tokens.get("completion_tokens", 0), tokens.get("total_tokens", 0), tokens.get("prompt_cost"),
-            tokens.get("completion_cost"), tokens.get("total_cost"), tokens.get("prompt_token_details", ""),
-            tokens.get("completion_token_details", ""), tokens.get("prompt_cost_details", ""),
-            tokens.get("completion_cost_details", ""), self.options.ttl_days, version, 0,
-        ]  # fmt: skip
+            tenant_id,
+            uuid.UUID(state["_session"]),
+            run_id,
+            uuid.UUID(state["trace_id"]),
+            derive.optional_uuid(state.get("parent_run_id")),
+            [uuid.UUID(a) for a in ancestors],
+            state["dotted_order"],
+            state.get("parent_run_id") is None,
+            state.get("name", ""),
+            state.get("run_type", "chain"),
+            derive.status(state),
+            start,
+            datetime.fromisoformat(end) if end else None,
+            _time_or_none(first_token),
+            state.get("error"),
+            texts["inputs"],
+            None if outputs is None and "outputs" not in refs else texts["outputs"],
+            texts["extra"],
+            texts["events"],
+            None if serialized is None else jsonutil.dumps_str(serialized),
+            dict(refs),
+            {k: jsonutil.dumps_str(v) for k, v in state[merge.ATTACHMENTS].items()},
+            state.get("tags") or [],
+            derive.metadata_map(state),
+            derive.flatten(state.get("inputs")),
+            derive.flatten(outputs),
+            derive.thread_id(state),
+            derive.optional_uuid(state.get("reference_example_id")),
+            tokens.get("prompt_tokens", 0),
+            tokens.get("completion_tokens", 0),
+            tokens.get("total_tokens", 0),
+            tokens.get("prompt_cost"),
+            tokens.get("completion_cost"),
+            tokens.get("total_cost"),
+            tokens.get("prompt_token_details", ""),
+            tokens.get("completion_token_details", ""),
+            tokens.get("prompt_cost_details", ""),
+            tokens.get("completion_cost_details", ""),
+            self.options.ttl_days,
+            version,
+            0,
+        ]
 
 
 def _time_or_none(value: str | None) -> datetime | None:

@@ -79,6 +79,7 @@ def _part(index: int, head: bytes, data: bytes) -> Part:
     if name is None:
         raise ApiError(400, f"part {index} has no Content-Disposition name")
     if length is not None and length != len(data):
-        raise ApiError(400, f"part {name!r}: declared length {length} but {len(data)} bytes received",
-                       detail={"part": name})  # fmt: skip
+        raise ApiError(
+            400, f"part {name!r}: declared length {length} but {len(data)} bytes received", detail={"part": name}
+        )
     return Part(name, content_type, data)

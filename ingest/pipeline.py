@@ -29,8 +29,9 @@ class Pipeline:
     def __init__(self, storage: Storage, options: PipelineOptions, *, feedback: FeedbackSink | None = None) -> None:
         self.spool = Spool(options.spool_dir, max_bytes=options.spool_max_bytes)
         self.flusher = Flusher(storage, options.flush, feedback=feedback)
-        self.batcher = Batcher(self.spool, self.flusher, interval=options.flush_interval,
-                               max_bytes=options.flush_max_bytes)  # fmt: skip
+        self.batcher = Batcher(
+            self.spool, self.flusher, interval=options.flush_interval, max_bytes=options.flush_max_bytes
+        )
 
     def start(self) -> None:
         self.batcher.start()

@@ -43,8 +43,12 @@ def build_router(pipeline: Pipeline, *, max_body_bytes: int) -> APIRouter:
         await pipeline.submit(tenant, decoded.ops, decoded.feedback)
         return _accepted(decoded)
 
-    @router.post("/runs/batch", status_code=202, summary="Ingest posts and patches as JSON",
-                 openapi_extra={"requestBody": _RUN_BODY})  # fmt: skip
+    @router.post(
+        "/runs/batch",
+        status_code=202,
+        summary="Ingest posts and patches as JSON",
+        openapi_extra={"requestBody": _RUN_BODY},
+    )
     async def ingest_batch(request: Request, tenant: CurrentTenant) -> JSONResponse:
         body = await read_body(request, max_bytes=max_body_bytes)
         decoded = await run_in_threadpool(decode.from_batch, body)
@@ -58,8 +62,12 @@ def build_router(pipeline: Pipeline, *, max_body_bytes: int) -> APIRouter:
         await pipeline.submit(tenant, decoded.ops)
         return _accepted(decoded)
 
-    @router.patch("/runs/{run_id}", status_code=202, summary="Update one run (nulls mean unchanged)",
-                  openapi_extra={"requestBody": _RUN_BODY})  # fmt: skip
+    @router.patch(
+        "/runs/{run_id}",
+        status_code=202,
+        summary="Update one run (nulls mean unchanged)",
+        openapi_extra={"requestBody": _RUN_BODY},
+    )
     async def update_run(run_id: str, request: Request, tenant: CurrentTenant) -> JSONResponse:
         run = _json_object(await read_body(request, max_bytes=max_body_bytes))
         decoded = decode.Decoded(ops=[decode.from_run("patch", decode.path_run_id(run_id), run, "body")])

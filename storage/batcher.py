@@ -21,8 +21,16 @@ Flush = Callable[[list[bytes]], None]
 
 
 class Batcher:
-    def __init__(self, spool: Spool, flush: Flush, *, interval: float = 0.25, max_records: int = 1_000,
-                 max_bytes: int = 16 * 1024 * 1024, max_backoff: float = 5.0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        spool: Spool,
+        flush: Flush,
+        *,
+        interval: float = 0.25,
+        max_records: int = 1_000,
+        max_bytes: int = 16 * 1024 * 1024,
+        max_backoff: float = 5.0,
+    ) -> None:
         """`interval` bounds the delay from ack to storage at low load; `max_records`/`max_bytes` bound one
         batch (records are requests, so one record may carry many runs)."""
         self.spool = spool

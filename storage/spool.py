@@ -41,8 +41,14 @@ class SpoolFull(ApiError):
 
 
 class Spool:
-    def __init__(self, directory: Path, *, max_bytes: int, segment_bytes: int = 64 * 1024 * 1024,
-                 max_pending_bytes: int = 256 * 1024 * 1024) -> None:  # fmt: skip
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        max_bytes: int,
+        segment_bytes: int = 64 * 1024 * 1024,
+        max_pending_bytes: int = 256 * 1024 * 1024,
+    ) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes
@@ -131,8 +137,9 @@ class Spool:
             if self._stopping:
                 raise ApiError(503, "shutting down", retry_after=5)
             if self._depth_locked() + self._pending_bytes + size > self.max_bytes:
-                raise SpoolFull(503, "ingest backlog is full (storage is slow or unreachable); retry later",
-                                retry_after=5)  # fmt: skip
+                raise SpoolFull(
+                    503, "ingest backlog is full (storage is slow or unreachable); retry later", retry_after=5
+                )
             if self._pending_bytes + size > self.max_pending_bytes:
                 raise ApiError(429, "too many requests waiting for the disk; retry later", retry_after=1)
             self._pending.append((payload, future))
