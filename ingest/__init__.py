@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from fastapi import APIRouter
 
+from ingest import otlp_api
 from ingest.pipeline import Pipeline, PipelineOptions
 from ingest.routes import build_router
 from storage import Storage
@@ -26,6 +27,7 @@ class IngestService:
         self.pipeline = Pipeline(storage, options.pipeline)
         self.router = APIRouter()
         self.router.include_router(build_router(self.pipeline, max_body_bytes=options.max_body_bytes))
+        self.router.include_router(otlp_api.build_router(self.pipeline, max_body_bytes=options.max_body_bytes))
 
     def start(self) -> None:
         self.pipeline.start()

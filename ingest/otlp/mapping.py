@@ -1,0 +1,310 @@
+"""OTLP spans to run posts (and the patches that link early children to late parents).
+
+One span is one run. Per span, `conventions` reads what the attributes say (run type, payloads, model, usage,
+metadata); this module owns ids, times, status, events, the run tree and `extra`. The tree is resolved per
+request: a parent in the same request gives the child its `parent_run_id` and, when the chain reaches the
+root, a complete dotted order; parents from other requests come from `links.TraceLinks`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
+from ingest.otlp import conventions, ids
+from ingest.otlp.links import TraceKey, TraceLinks
+from ingest.otlp.values import attributes
+from schemas.runs import RunOp
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NIL = uuid.UUID(int=0)
+_ERROR = Status.StatusCode.STATUS_CODE_ERROR
+_KINDS = {v: k.removeprefix("SPAN_KIND_").lower() for k, v in Span.SpanKind.items()}
+_MESSAGE_EVENTS = frozenset(
+    {
+        "gen_ai.content.prompt",
+        "gen_ai.content.completion",
+        "gen_ai.system.message",
+        "gen_ai.user.message",
+        "gen_ai.assistant.message",
+        "gen_ai.tool.message",
+        "gen_ai.choice",
+    }
+)
+_RUNTIME = {
+    "telemetry.sdk.name": "sdk",
+    "telemetry.sdk.version": "sdk_version",
+    "telemetry.sdk.language": "runtime",
+    "process.runtime.version": "runtime_version",
+}
+_MAX_REJECTION_NOTES = 5
+
+
+@dataclass(slots=True)
+class Mapped:
+    ops: list[RunOp] = field(default_factory=list)
+    rejected: int = 0
+    notes: list[str] = field(default_factory=list)  # why spans were rejected, the first few
+    # (trace, parent span, child run) of every patch: waiting again if the ops cannot be submitted
+    released: list[tuple[TraceKey, bytes, uuid.UUID]] = field(default_factory=list)
+
+    def reject(self, note: str) -> None:
+        self.rejected += 1
+        if len(self.notes) < _MAX_REJECTION_NOTES:
+            self.notes.append(note)
+
+
+@dataclass(slots=True)
+class _Node:
+    trace_id: bytes
+    span_id: bytes
+    parent_span_id: bytes  # b"" for a root
+    start: datetime
+    fields: dict[str, Any]
+    run_id: uuid.UUID = _NIL
+
+
+def to_time(unix_nano: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=unix_nano // 1000)
+
+
+def format_time(value: datetime) -> str:
+    return value.isoformat(timespec="microseconds")
+
+
+def segment(start: datetime, run_id: uuid.UUID) -> str:
+    return f"{start:%Y%m%dT%H%M%S%fZ}{run_id}"
+
+
+def map_request(
+    request: ExportTraceServiceRequest,
+    *,
+    tenant_id: uuid.UUID,
+    links: TraceLinks,
+    project: str | None = None,
+) -> Mapped:
+    """Posts for every valid span (invalid ones are counted and described, the rest kept), then patches for
+    children of earlier requests whose parent is in this one. `project` is the `Langsmith-Project` header."""
+    mapped = Mapped()
+    nodes: dict[tuple[bytes, bytes], _Node] = {}
+    for resource_spans in request.resource_spans:
+        resource = attributes(resource_spans.resource.attributes)
+        runtime = {key: resource[attr] for attr, key in _RUNTIME.items() if attr in resource}
+        resource_project = resource.get("openinference.project.name") or resource.get("langsmith.project")
+        for scope_spans in resource_spans.scope_spans:
+            scope = scope_spans.scope
+            otel_scope = {"name": scope.name, "version": scope.version, "attributes": attributes(scope.attributes)}
+            scope_runtime = {**runtime, "library": scope.name} if scope.name else runtime
+            for span in scope_spans.spans:
+                problem = _invalid(span)
+                if problem is not None:
+                    mapped.reject(problem)
+                    continue
+                try:
+                    node = _node(span, resource, otel_scope, scope_runtime, project or resource_project)
+                except (TypeError, ValueError, AttributeError) as exc:  # one odd span must not cost the others
+                    mapped.reject(f"span {span.name!r:.80}: cannot be mapped: {exc}")
+                    continue
+                nodes[(node.trace_id, node.span_id)] = node
+    _assign_ids(nodes)
+    mapped.ops.extend(RunOp(kind="post", run_id=node.run_id, fields=node.fields) for node in nodes.values())
+    mapped.ops.extend(_link(nodes, links, tenant_id, mapped.released))
+    return mapped
+
+
+def _invalid(span: Span) -> str | None:
+    if not ids.valid_trace_id(span.trace_id):
+        return f"span {span.name!r:.80}: trace_id must be 16 bytes, not all zero"
+    if not ids.valid_span_id(span.span_id):
+        return f"span {span.name!r:.80}: span_id must be 8 bytes, not all zero"
+    if span.parent_span_id and len(span.parent_span_id) != 8:
+        return f"span {span.name!r:.80}: parent_span_id must be 8 bytes or empty"
+    if span.start_time_unix_nano == 0:
+        return f"span {span.name!r:.80}: start_time_unix_nano is required"
+    return None
+
+
+def _node(
+    span: Span,
+    resource: dict[str, Any],
+    scope: dict[str, Any],
+    runtime: dict[str, Any],
+    default_project: str | None,
+) -> _Node:
+    attrs = attributes(span.attributes)
+    events = [
+        {"name": e.name, "time": format_time(to_time(e.time_unix_nano)), "kwargs": attributes(e.attributes)}
+        for e in span.events
+    ]
+    session_id, session_name = conventions.project(attrs)
+    run_type = conventions.run_type(attrs)
+    fields: dict[str, Any] = {"name": conventions.name(attrs, span.name, run_type), "run_type": run_type}
+    start = to_time(span.start_time_unix_nano)
+    fields["start_time"] = format_time(start)
+    if span.end_time_unix_nano:
+        fields["end_time"] = format_time(to_time(max(span.end_time_unix_nano, span.start_time_unix_nano)))
+    if session_id:
+        fields["session_id"] = session_id
+    if session_name or (default_project and not session_id):
+        fields["session_name"] = session_name or default_project
+    if tags := conventions.tags(attrs):
+        fields["tags"] = tags
+    metadata = conventions.metadata(attrs)
+    for key, value in conventions.model(attrs).items():
+        metadata.setdefault(key, value)
+    usage = conventions.usage(attrs)
+    if usage and not isinstance(metadata.get("usage_metadata"), dict):
+        metadata["usage_metadata"] = usage
+    params = conventions.invocation_params(attrs)
+    if serialized := conventions.serialized(attrs):
+        fields["serialized"] = serialized
+    reference = attrs.pop("langsmith.reference_example_id", None)
+    if isinstance(reference, str) and _is_uuid(reference):
+        fields["reference_example_id"] = reference
+    inputs = conventions.inputs(attrs, events, run_type)
+    outputs = conventions.outputs(attrs, events)
+    fields["inputs"] = inputs if inputs is not None else {}
+    if outputs is not None:
+        fields["outputs"] = outputs
+    error = _error(span, events)
+    if error is not None:
+        fields["error"] = error
+    for key, value in attrs.items():
+        if not key.startswith("langsmith."):  # the SDK's internals (runtime, request headers) stay out
+            metadata.setdefault(key, value)
+
+    otel: dict[str, Any] = {
+        "trace_id": span.trace_id.hex(),
+        "span_id": span.span_id.hex(),
+        "kind": _KINDS.get(span.kind, "unspecified"),
+        "resource": resource,
+        "scope": scope,
+    }
+    if span.parent_span_id:
+        otel["parent_span_id"] = span.parent_span_id.hex()
+    if span.trace_state:
+        otel["trace_state"] = span.trace_state
+    if span.status.message:
+        otel["status_message"] = span.status.message
+    if span.links:
+        otel["links"] = [
+            {"trace_id": lk.trace_id.hex(), "span_id": lk.span_id.hex(), "attributes": attributes(lk.attributes)}
+            for lk in span.links
+        ]
+    extra: dict[str, Any] = {"metadata": metadata, "runtime": runtime, "otel": otel}
+    if params:
+        extra["invocation_params"] = params
+    fields["extra"] = extra
+    fields["events"] = [e for e in events if e["name"] not in _MESSAGE_EVENTS]
+    return _Node(span.trace_id, span.span_id, span.parent_span_id, start, fields)
+
+
+def _error(span: Span, events: list[dict[str, Any]]) -> str | None:
+    """The exception event's message (with its stack trace), else the status message, for ERROR spans; an
+    exception event on a span whose status is not ERROR is kept as an event only (it was handled)."""
+    if span.status.code != _ERROR:
+        return None
+    exception = next((e["kwargs"] for e in reversed(events) if e["name"] == "exception"), None) or {}
+    kind = exception.get("exception.type")
+    message = exception.get("exception.message") or span.status.message or kind or "span status is ERROR"
+    text = str(message)
+    stack = exception.get("exception.stacktrace")
+    if isinstance(stack, str) and stack.strip() and stack.strip() != f"{kind}: {message}" and stack not in text:
+        text = f"{text}\n\n{stack}"
+    return text
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _assign_ids(nodes: dict[tuple[bytes, bytes], _Node]) -> None:
+    """A root span's run id is the trace UUID (the first root of a trace, if a request carries two); every
+    other span's is derived from (trace id, span id)."""
+    roots: set[bytes] = set()
+    for node in nodes.values():
+        node.fields["trace_id"] = str(ids.trace_uuid(node.trace_id))
+        if not node.parent_span_id and node.trace_id not in roots:
+            roots.add(node.trace_id)
+            node.run_id = ids.trace_uuid(node.trace_id)
+        else:
+            node.run_id = ids.span_uuid(node.trace_id, node.span_id)
+        node.fields["id"] = str(node.run_id)
+
+
+def _link(
+    nodes: dict[tuple[bytes, bytes], _Node],
+    links: TraceLinks,
+    tenant_id: uuid.UUID,
+    released: list[tuple[TraceKey, bytes, uuid.UUID]],
+) -> list[RunOp]:
+    """Sets `parent_run_id` and `dotted_order` where they can be known now; records every span; returns the
+    patches for waiting children of spans in this request (and notes them in `released`)."""
+    patches: list[RunOp] = []
+    dotted: dict[tuple[bytes, bytes], str | None] = {}
+    with links.lock:
+        for key, node in nodes.items():
+            if not node.parent_span_id:
+                continue
+            parent_key = (node.trace_id, node.parent_span_id)
+            parent = nodes.get(parent_key)
+            if parent is not None:
+                node.fields["parent_run_id"] = str(parent.run_id)
+                continue
+            known = links.known((tenant_id, node.trace_id), node.parent_span_id)
+            if known is not None:
+                node.fields["parent_run_id"] = str(known[0])
+                if known[1] is not None:
+                    dotted[parent_key] = known[1]
+            else:
+                links.wait((tenant_id, node.trace_id), node.parent_span_id, node.run_id)
+                dotted[key] = None
+        for key, node in nodes.items():
+            order = _dotted_order(key, nodes, dotted)
+            if order is not None:
+                node.fields["dotted_order"] = order
+            for child in links.record((tenant_id, node.trace_id), node.span_id, node.run_id, order):
+                patches.append(RunOp("patch", child, {"id": str(child), "parent_run_id": str(node.run_id)}))
+                released.append(((tenant_id, node.trace_id), node.span_id, child))
+    return patches
+
+
+def _dotted_order(
+    key: tuple[bytes, bytes], nodes: dict[tuple[bytes, bytes], _Node], memo: dict[tuple[bytes, bytes], str | None]
+) -> str | None:
+    """The chain of segments up to the root, when every link of it is known (iterative: chains can be long,
+    and a cycle in hostile input must end)."""
+    path: list[tuple[bytes, bytes]] = []
+    seen: set[tuple[bytes, bytes]] = set()
+    current = key
+    base: str | None
+    while True:
+        if current in memo:
+            base = memo[current]
+            break
+        node = nodes.get(current)
+        if node is None or current in seen:
+            base = None
+            break
+        seen.add(current)
+        path.append(current)
+        if "parent_run_id" not in node.fields:
+            base = "" if not node.parent_span_id else None
+            break
+        current = (node.trace_id, node.parent_span_id)
+    for step in reversed(path):
+        node = nodes[step]
+        if base is not None:
+            own = segment(node.start, node.run_id)
+            base = f"{base}.{own}" if base else own
+        memo[step] = base
+    return base

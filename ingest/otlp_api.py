@@ -1,0 +1,52 @@
+"""`POST /otel/v1/traces`: OTLP/HTTP trace export (protobuf or JSON, gzip/deflate/zstd), spans into the same
+pipeline as LangSmith runs. The app also serves it under `/api/v1/`, the path self-hosted LangSmith uses."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from ingest import otlp
+from ingest.body import read_body
+from ingest.pipeline import Pipeline
+from schemas import Tenant
+from schemas.tenancy import current_tenant
+
+CurrentTenant = Annotated[Tenant, Depends(current_tenant)]
+_BODY = {
+    "content": {
+        "application/x-protobuf": {"schema": {"type": "string", "format": "binary"}},
+        "application/json": {"schema": {"type": "object", "additionalProperties": True}},
+    }
+}
+
+
+def build_router(pipeline: Pipeline, *, max_body_bytes: int, links: otlp.TraceLinks | None = None) -> APIRouter:
+    router = APIRouter(tags=["otlp"])
+    trace_links = links or otlp.TraceLinks()
+
+    def decode_and_map(body: bytes, encoding: otlp.Encoding, tenant: Tenant, project: str | None) -> otlp.Mapped:
+        return otlp.map_request(otlp.parse(body, encoding), tenant_id=tenant.id, links=trace_links, project=project)
+
+    @router.post(
+        "/otel/v1/traces",
+        summary="Ingest spans (OTLP/HTTP ExportTraceServiceRequest)",
+        response_class=Response,
+        openapi_extra={"requestBody": _BODY},
+    )
+    async def export_traces(request: Request, tenant: CurrentTenant) -> Response:
+        encoding = otlp.encoding_of(request.headers.get("content-type"))
+        body = await read_body(request, max_bytes=max_body_bytes)
+        project = request.headers.get("langsmith-project", "").strip() or None
+        mapped = await run_in_threadpool(decode_and_map, body, encoding, tenant, project)
+        try:
+            await pipeline.submit(tenant, mapped.ops)
+        except BaseException:
+            trace_links.restore(mapped.released)
+            raise
+        message = "; ".join(mapped.notes) if mapped.rejected else ""
+        return Response(otlp.encode(encoding, rejected=mapped.rejected, message=message), media_type=encoding.value)
+
+    return router
