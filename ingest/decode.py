@@ -48,7 +48,7 @@ def from_multipart(parts: list[Part]) -> Decoded:
         head = pieces[0]
         if head in ("post", "patch") and len(pieces) in (2, 3):
             key = (head, pieces[1])
-            entry = pending.setdefault(key, _Pending(kind=head, run_id=pieces[1]))  # type: ignore[arg-type]
+            entry = pending.get(key) or pending.setdefault(key, _Pending(kind=head, run_id=pieces[1]))  # type: ignore[arg-type]
             last_op_of_run[pieces[1]] = key
             if len(pieces) == 2:
                 if entry.main is not None:

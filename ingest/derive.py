@@ -3,14 +3,13 @@ first token time, and the flattened maps the filter language reads."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Any
 
 from schemas import jsonutil
 
-MAX_KV_ENTRIES = 200
-MAX_KV_VALUE = 1000
+MAX_KV_ENTRIES = 100
+MAX_KV_VALUE = 256
 _THREAD_KEYS = ("session_id", "conversation_id", "thread_id")
 _USAGE = {  # usage_metadata key -> run column
     "input_tokens": "prompt_tokens",
@@ -117,17 +116,21 @@ def metadata_map(state: dict[str, Any]) -> dict[str, str]:
 def flatten(value: Any) -> dict[str, str]:
     """Leaf paths (`a.b.0.c`) to text, bounded in count and length: what input_key/input_value match."""
     out: dict[str, str] = {}
-    stack: list[tuple[str, Any]] = [("", value)]
-    while stack and len(out) < MAX_KV_ENTRIES:
-        path, node = stack.pop()
-        if isinstance(node, dict) and node:
-            stack.extend((f"{path}.{k}" if path else str(k), v) for k, v in reversed(node.items()))
-        elif isinstance(node, list) and node:
-            stack.extend((f"{path}.{i}" if path else str(i), v) for i, v in reversed(list(enumerate(node))))
-        elif path and node is not None:
-            out[path] = text_value(node)[:MAX_KV_VALUE]
+    if isinstance(value, dict | list):
+        _flatten_into(out, "", value)
     return out
 
 
-def optional_uuid(value: str | None) -> uuid.UUID | None:
-    return uuid.UUID(value) if value else None
+def _flatten_into(out: dict[str, str], prefix: str, node: dict[str, Any] | list[Any]) -> None:
+    items = node.items() if isinstance(node, dict) else enumerate(node)
+    for key, value in items:
+        if len(out) >= MAX_KV_ENTRIES:
+            return
+        path = f"{prefix}{key}"
+        if isinstance(value, str):
+            out[path] = value[:MAX_KV_VALUE]
+        elif isinstance(value, dict | list):
+            if value:
+                _flatten_into(out, path + ".", value)
+        elif value is not None:
+            out[path] = text_value(value)[:MAX_KV_VALUE]

@@ -235,13 +235,14 @@ class Flusher:
         first_token = derive.first_token_time(state)
         tokens = derive.usage(state)
         serialized = state.get("serialized")
+        # UUID columns are passed as text: clickhouse-connect encodes canonical text without building UUIDs.
         return [
-            tenant_id,
-            uuid.UUID(state["_session"]),
-            run_id,
-            uuid.UUID(state["trace_id"]),
-            derive.optional_uuid(state.get("parent_run_id")),
-            [uuid.UUID(a) for a in ancestors],
+            str(tenant_id),
+            state["_session"],
+            state["id"],
+            state["trace_id"],
+            state.get("parent_run_id"),
+            ancestors,
             state["dotted_order"],
             state.get("parent_run_id") is None,
             state.get("name", ""),
@@ -263,7 +264,7 @@ class Flusher:
             derive.flatten(state.get("inputs")),
             derive.flatten(outputs),
             derive.thread_id(state),
-            derive.optional_uuid(state.get("reference_example_id")),
+            state.get("reference_example_id"),
             tokens.get("prompt_tokens", 0),
             tokens.get("completion_tokens", 0),
             tokens.get("total_tokens", 0),
@@ -304,7 +305,7 @@ def _tombstone(row: list[Any], stored_key: list[str], version: int) -> list[Any]
     """The row's previous version under its old sort key, deleted: a run whose key changed (a post arriving
     with another start time than a recovered state) must not stay visible twice."""
     old = list(row)
-    old[_SESSION], old[_START] = uuid.UUID(stored_key[0]), datetime.fromisoformat(stored_key[1])
+    old[_SESSION], old[_START] = stored_key[0], datetime.fromisoformat(stored_key[1])
     old[_VERSION], old[_DELETED] = version, 1
     return old
 

@@ -8,17 +8,15 @@ The body is already in memory (size-bounded), so a streaming parser buys nothing
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from schemas import ApiError
 
 _BOUNDARY = re.compile(r'boundary="?([^";,]+)"?', re.IGNORECASE)
-_NAME = re.compile(rb'\bname="([^"]*)"', re.IGNORECASE)
 _LENGTH_PARAM = re.compile(rb";\s*length=(\d+)", re.IGNORECASE)
 
 
-@dataclass(frozen=True, slots=True)
-class Part:
+class Part(NamedTuple):  # a NamedTuple: a frozen dataclass's __init__ cost 4 µs per part
     name: str
     content_type: str
     data: bytes
@@ -59,23 +57,26 @@ def _part(index: int, head: bytes, data: bytes) -> Part:
     content_type = "application/octet-stream"
     length: int | None = None
     for line in head.split(b"\r\n"):
-        key, _, value = line.partition(b":")
-        key = key.strip().lower()
+        colon = line.find(b":")
+        key = line[:colon].strip().lower()
+        value = line[colon + 1 :].strip()
         if key == b"content-disposition":
-            match = _NAME.search(value)
-            if match:
-                name = match.group(1).decode("utf-8", "replace")
+            start = value.find(b'name="')
+            if start >= 0:
+                end = value.find(b'"', start + 6)
+                name = value[start + 6 : end].decode("utf-8", "replace") if end > 0 else None
         elif key == b"content-type":
-            raw = value.strip()
-            param = _LENGTH_PARAM.search(raw)
-            if param:
-                length = int(param.group(1))
-            content_type = raw.split(b";", 1)[0].strip().decode("latin-1") or content_type
+            semicolon = value.find(b";")
+            if semicolon >= 0:
+                param = _LENGTH_PARAM.search(value, semicolon)
+                if param:
+                    length = int(param.group(1))
+                value = value[:semicolon].strip()
+            content_type = value.decode("latin-1") or content_type
         elif key == b"content-length":
-            text = value.strip()
-            if not text.isdigit():
-                raise ApiError(400, f"part {index}: invalid Content-Length {text.decode('latin-1')!r}")
-            length = int(text)
+            if not value.isdigit():
+                raise ApiError(400, f"part {index}: invalid Content-Length {value.decode('latin-1')!r}")
+            length = int(value)
     if name is None:
         raise ApiError(400, f"part {index} has no Content-Disposition name")
     if length is not None and length != len(data):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 from types import FrameType
@@ -69,6 +70,10 @@ def main(argv: list[str] | None = None) -> None:
             self._captured_signals.clear()
 
     app = create_app(settings, args.service)
+    # Decoding a request allocates many short-lived objects: with the default gen-0 threshold (700) garbage
+    # collection took about a third of decode time (measured). Long-lived start-up objects are frozen out.
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
     config = uvicorn.Config(
         app, host=settings.host, port=settings.port, log_level=settings.log_level, timeout_graceful_shutdown=30
     )

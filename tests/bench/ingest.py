@@ -1,0 +1,198 @@
+"""Ingest benchmark: SDK-shaped zstd multipart bodies (100 runs/request, ~1.5 KB payload per run) from
+concurrent clients against a real server process; prints runs/s end to end (acked and flushed to ClickHouse),
+ack latency p50/p99 at full and at half load, and the raw ClickHouse insert rate of the same rows in the same run.
+
+    .venv/bin/python -m tests.bench.ingest [--requests 400] [--clients 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import random
+import statistics
+import string
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import orjson
+import zstandard
+
+from storage import Storage
+from tests.support import Server
+
+BOUNDARY = uuid.uuid4().hex
+
+
+def _text(n: int) -> str:
+    return "".join(random.choices(string.ascii_letters + " ", k=n))
+
+
+def sdk_body(runs: int = 100) -> tuple[bytes, int]:
+    """One compressed multipart body the way the SDK's compressed path builds it: traces of 1 chain + 4 llm."""
+    parts: list[bytes] = []
+    raw = 0
+    now = datetime.now(UTC)
+
+    def part(name: str, data: bytes) -> None:
+        nonlocal raw
+        raw += len(data)
+        parts.append(
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"\r\nContent-Type: application/json\r\n'
+            f"Content-Length: {len(data)}\r\n\r\n".encode()
+            + data
+            + b"\r\n"
+        )
+
+    for _trace in range(runs // 5):
+        root = uuid.uuid4()
+        root_start = now
+        root_seg = f"{root_start:%Y%m%dT%H%M%S%fZ}{root}"
+        for i in range(5):
+            run_id = root if i == 0 else uuid.uuid4()
+            start = root_start + timedelta(microseconds=i)
+            dotted = root_seg if i == 0 else f"{root_seg}.{start:%Y%m%dT%H%M%S%fZ}{run_id}"
+            main = {
+                "id": str(run_id),
+                "start_time": start.isoformat(),
+                "end_time": (start + timedelta(seconds=1)).isoformat(),
+                "dotted_order": dotted,
+                "trace_id": str(root),
+                "session_name": "bench",
+                "tags": ["bench"],
+                "name": "agent" if i == 0 else f"llm-{i}",
+                "run_type": "chain" if i == 0 else "llm",
+            }
+            if i:
+                main["parent_run_id"] = str(root)
+            part(f"post.{run_id}", orjson.dumps(main))
+            part(f"post.{run_id}.inputs", orjson.dumps({"messages": [{"role": "user", "content": _text(500)}]}))
+            part(f"post.{run_id}.outputs", orjson.dumps({"generations": [{"text": _text(500)}]}))
+            part(f"post.{run_id}.events", b"[]")
+            extra = {
+                "metadata": {
+                    "ls_provider": "openai",
+                    "ls_model_name": "gpt-x",
+                    "user": _text(8),
+                    "usage_metadata": {"input_tokens": 10, "output_tokens": 20, "total_tokens": 30},
+                },
+                "runtime": {"sdk": "langsmith-py", "sdk_version": "0.15.0"},
+            }
+            part(f"post.{run_id}.extra", orjson.dumps(extra))
+    body = b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
+    out = io.BytesIO()
+    with zstandard.ZstdCompressor(level=1).stream_writer(out, closefd=False) as writer:
+        writer.write(body)
+    return out.getvalue(), raw
+
+
+def run_load(url: str, bodies: list[bytes], clients: int, rate: float | None = None) -> tuple[float, list[float]]:
+    """Send every body once across `clients` threads; with `rate` (requests/s) the sends are paced."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+    cursor = iter(range(len(bodies)))
+    started = time.perf_counter()
+    headers = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}", "Content-Encoding": "zstd"}
+
+    def client() -> None:
+        with httpx.Client(base_url=url, timeout=30) as http:
+            while True:
+                with lock:
+                    index = next(cursor, None)
+                if index is None:
+                    return
+                if rate:
+                    delay = started + index / rate - time.perf_counter()
+                    if delay > 0:
+                        time.sleep(delay)  # pacing the load generator, not synchronisation
+                t0 = time.perf_counter()
+                response = http.post("/runs/multipart", content=bodies[index], headers=headers)
+                elapsed = time.perf_counter() - t0
+                assert response.status_code == 202, response.text
+                with lock:
+                    latencies.append(elapsed)
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - started, latencies
+
+
+def pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100)[q - 1] * 1000 if len(values) > 1 else values[0] * 1000
+
+
+def raw_insert_rate(data_dir: Path) -> tuple[float, int]:
+    """Insert the stored rows again into a copy of `runs` through clickhouse-connect: the ceiling for ingest."""
+    storage = Storage.open(f"chdb://{data_dir / 'clickhouse'}", f"file://{data_dir / 'blobs'}")
+    try:
+        client = storage.clickhouse.client()
+        client.command("CREATE TABLE IF NOT EXISTS runs_raw AS runs")
+        columns = [c for c in client.query("SELECT * FROM runs LIMIT 0").column_names if c != "inserted_at"]
+        rows = client.query(f"SELECT {', '.join(columns)} FROM runs").result_rows
+        batch = 10_000
+        blocks = [list(zip(*rows[i : i + batch], strict=True)) for i in range(0, len(rows), batch)]
+        started = time.perf_counter()
+        for block in blocks:
+            client.insert("runs_raw", block, column_names=columns, column_oriented=True)
+        elapsed = time.perf_counter() - started
+        count = client.query("SELECT count() FROM runs FINAL").result_rows[0][0]
+        return len(rows) / elapsed, count
+    finally:
+        storage.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--clients", type=int, default=4)
+    args = parser.parse_args()
+    random.seed(7)
+    bodies = [sdk_body() for _ in range(args.requests)]
+    raw_bytes = sum(raw for _, raw in bodies) / (args.requests * 100)
+    print(
+        f"{args.requests} requests x 100 runs, {raw_bytes:.0f} B payload/run, "
+        f"{sum(len(b) for b, _ in bodies) / args.requests / 1024:.0f} KiB/request compressed"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp) / "data"
+        server = Server(data_dir, env={"TRACEHOUSE_LOG_LEVEL": "warning"}).start()
+        # Full load: every client sends as fast as it is acknowledged.
+        load_time, latencies = run_load(server.url, [b for b, _ in bodies], args.clients)
+        t0 = time.perf_counter()
+        assert server.stop() == 0  # graceful stop drains the spool into ClickHouse
+        drain = time.perf_counter() - t0
+        runs = args.requests * 100
+        print(
+            f"full load: {runs / load_time:,.0f} runs/s acknowledged, ack p50 {pct(latencies, 50):.1f} ms "
+            f"p99 {pct(latencies, 99):.1f} ms; end to end (acked + flushed, incl. {drain:.1f}s drain at stop): "
+            f"{runs / (load_time + drain):,.0f} runs/s"
+        )
+        ack_rate = runs / load_time
+        # Half load, paced, on fresh bodies.
+        server.start()
+        half_bodies = [sdk_body()[0] for _ in range(args.requests // 2)]
+        _, half_latencies = run_load(server.url, half_bodies, args.clients, rate=ack_rate / 200)
+        assert server.stop() == 0
+        print(
+            f"half load ({ack_rate / 2:,.0f} runs/s): ack p50 {pct(half_latencies, 50):.1f} ms "
+            f"p99 {pct(half_latencies, 99):.1f} ms"
+        )
+        rate, stored = raw_insert_rate(data_dir)
+        expected = runs + len(half_bodies) * 100
+        print(f"stored runs: {stored:,} of {expected:,} acknowledged")
+        print(
+            f"raw ClickHouse insert of the same rows (columnar, 10k-row batches): {rate:,.0f} rows/s; "
+            f"end-to-end ingest = {runs / (load_time + drain) / rate:.0%} of raw"
+        )
+
+
+if __name__ == "__main__":
+    main()
