@@ -30,25 +30,28 @@ def segment(start_time: datetime, run_id: str) -> str:
 
 
 def ancestry(state: dict[str, Any], parent: dict[str, Any] | None, start: datetime) -> tuple[str, str, list[str]]:
-    """(trace_id, dotted_order, parent_run_ids). The client's values win; otherwise they come from the parent
-    (or the run itself when it is a root). A parent the server has not seen yet leaves a dotted order rooted
-    at the parent, which still sorts siblings by start time."""
+    """(trace_id, dotted_order, parent_run_ids). A client's dotted order is kept; one the server derived earlier
+    is derived again when it no longer ends under the run's parent (a parent learnt later, e.g. OTLP children
+    exported before their parent). The parent's own dotted order prefixes the run's segment; a parent not
+    seen yet leaves a dotted order rooted at the run itself, which still sorts siblings by start time."""
     run_id = state["id"]
     parent_id = state.get("parent_run_id")
     dotted = state.get("dotted_order")
-    if dotted is None:
+    if dotted is None or (parent_id is not None and not is_under(dotted, parent_id)):
         own = segment(start, run_id)
-        if parent_id is None:
-            dotted = own
-        elif parent is not None and parent.get("dotted_order"):
-            dotted = f"{parent['dotted_order']}.{own}"
-        else:
-            dotted = own
+        parent_dotted = parent.get("dotted_order") if parent is not None else None
+        dotted = f"{parent_dotted}.{own}" if parent_id is not None and parent_dotted else own
     ancestors = [s[22:] for s in dotted.split(".")[:-1]]
     if parent_id is not None and (not ancestors or ancestors[-1] != parent_id):
         ancestors.append(parent_id)
     trace_id = state.get("trace_id") or (parent or {}).get("trace_id") or (ancestors[0] if ancestors else run_id)
     return trace_id, dotted, ancestors
+
+
+def is_under(dotted: str, parent_id: str) -> bool:
+    """True when the second-to-last segment of `dotted` is the parent (segment = 22-char time + uuid)."""
+    end = dotted.rfind(".")
+    return end > 0 and dotted[end - 36 : end] == parent_id
 
 
 def status(state: dict[str, Any]) -> str:

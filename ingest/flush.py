@@ -183,7 +183,8 @@ class Flusher:
         wanted = set()
         for state in touched.values():
             parent_id = state.get("parent_run_id") if state else None
-            if parent_id and (not state.get("dotted_order") or not state.get("trace_id")):
+            dotted = state.get("dotted_order") if state else None
+            if parent_id and (not dotted or not derive.is_under(dotted, parent_id) or not state.get("trace_id")):
                 pid = uuid.UUID(parent_id)
                 if states.get(pid) is None:
                     wanted.add(pid)
