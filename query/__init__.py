@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from fastapi import APIRouter
 
+from query import runs_api, sharing, threads, trees
+from query.run_reads import RunReads
 from storage import Storage
 
 
@@ -19,6 +21,9 @@ class QueryService:
         self.storage = storage
         self.options = options
         self.router = APIRouter()
+        self.runs = RunReads(storage, options.secret_key)
+        for routes in (runs_api, trees, threads, sharing):
+            self.router.include_router(routes.router(self.runs))
 
     def start(self) -> None:
         pass

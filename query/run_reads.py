@@ -1,0 +1,96 @@
+"""What every run read route shares: the reader, the query builder, JSON serialisation and feedback stats."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Iterable
+from typing import Annotated, Any, Protocol
+
+from fastapi import Body, Depends, Response
+
+from query.run_search import RunSearch
+from query.serialize import RunSerializer
+from query.signing import Signer
+from schemas import Tenant, jsonutil
+from schemas.tenancy import current_tenant
+from storage import Storage
+from storage.run_queries import META_COLUMNS, PAYLOAD_COLUMNS, RunReader
+
+CurrentTenant = Annotated[Tenant, Depends(current_tenant)]
+JsonBody = Annotated[Any, Body()]
+
+
+class FeedbackStats(Protocol):
+    def stats_for_runs(self, tenant_id: uuid.UUID, run_ids: list[uuid.UUID]) -> dict[Any, dict[str, Any]]: ...
+
+
+def json_response(value: Any, status_code: int = 200) -> Response:
+    """Payload-carrying reads go through jsonutil (lone surrogates must round-trip, protocol §5.3)."""
+    return Response(jsonutil.dumps(value), status_code=status_code, media_type="application/json")
+
+
+def feedback_repository(storage: Storage) -> FeedbackStats | None:
+    """Hook for `storage.feedback.FeedbackRepository.stats_for_runs`, owned by the feedback service: runs show
+    `feedback_stats: null` until that repository exists."""
+    repo = getattr(storage, "feedback", None)
+    if repo is None:
+        try:
+            from storage.feedback import FeedbackRepository  # type: ignore[import-not-found]
+        except ImportError:
+            return None
+        repo = FeedbackRepository(storage.clickhouse)
+    return repo if hasattr(repo, "stats_for_runs") else None
+
+
+class RunReads:
+    def __init__(self, storage: Storage, secret_key: bytes) -> None:
+        self.storage = storage
+        self.reader = RunReader(storage.clickhouse)
+        self.search = RunSearch(self.reader)
+        # Without a configured key, signed URLs are valid for this process's lifetime only.
+        self.signer = Signer(secret_key or secrets.token_bytes(32))
+        self.serializer = RunSerializer(storage.blobs, self.signer)
+        self.feedback = feedback_repository(storage)
+
+    def feedback_stats(self, tenant_id: uuid.UUID, run_ids: list[uuid.UUID]) -> dict[str, dict[str, Any]] | None:
+        if self.feedback is None or not run_ids:
+            return None
+        return {str(k): v for k, v in self.feedback.stats_for_runs(tenant_id, run_ids).items()}
+
+    def to_json(
+        self,
+        tenant_id: uuid.UUID,
+        rows: list[dict[str, Any]],
+        *,
+        payloads: Iterable[str] = PAYLOAD_COLUMNS,
+        with_feedback: bool = True,
+    ) -> list[dict[str, Any]]:
+        payloads = tuple(payloads)
+        stats = self.feedback_stats(tenant_id, [row["id"] for row in rows]) if with_feedback else None
+        return [
+            self.serializer.run(
+                tenant_id,
+                row,
+                payloads=payloads,
+                feedback_stats=None if stats is None else stats.get(str(row["id"]), {}),
+            )
+            for row in rows
+        ]
+
+    def get_row(
+        self, tenant_id: uuid.UUID, run_id: uuid.UUID, columns: tuple[str, ...] = META_COLUMNS + PAYLOAD_COLUMNS
+    ) -> dict[str, Any] | None:
+        """One run through its `run_ids` location: a one-granule read of `runs`."""
+        found = self.reader.locate(tenant_id, [run_id])
+        if not found:
+            return None
+        loc = found[0]
+        rows, _ = self.reader.select(
+            tenant_id,
+            where="session_id = {s:UUID} AND start_time = {t:DateTime64(6, 'UTC')} AND id = {id:UUID}",
+            params={"s": loc.session_id, "t": loc.start_time, "id": run_id},
+            columns=columns,
+            limit=1,
+        )
+        return rows[0] if rows else None

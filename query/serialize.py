@@ -1,0 +1,118 @@
+"""Stored `runs` rows -> the run JSON of the LangSmith protocol (§6.3).
+
+Payloads offloaded to the blob store (`payload_refs`) are fetched back so that callers never see the split;
+attachments become signed, expiring download paths in `s3_urls`.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+from query.signing import Signer, attachment_path
+from schemas import jsonutil
+from storage.blobs import BlobNotFound, BlobStore
+
+log = logging.getLogger(__name__)
+
+# Empty-text defaults of the payload columns (the row format stores '' rather than NULL for these).
+_EMPTY: dict[str, Callable[[], Any]] = {"inputs": dict, "extra": dict, "events": list}
+_DETAILS = ("prompt_token_details", "completion_token_details", "prompt_cost_details", "completion_cost_details")
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat(timespec="microseconds") if value is not None else None
+
+
+def app_path(tenant_id: uuid.UUID, row: dict[str, Any]) -> str:
+    return (
+        f"/o/{tenant_id}/projects/p/{row['session_id']}/r/{row['id']}"
+        f"?trace_id={row['trace_id']}&start_time={iso(row['start_time'])}"
+    )
+
+
+class RunSerializer:
+    def __init__(self, blobs: BlobStore, signer: Signer) -> None:
+        self._blobs = blobs
+        self._signer = signer
+
+    def payload(self, row: dict[str, Any], name: str) -> Any:
+        """One payload column as JSON, rehydrated from the blob store when it was offloaded."""
+        ref = (row.get("payload_refs") or {}).get(name)
+        text = row.get(name)
+        if ref:
+            try:
+                text = self._blobs.get(ref).decode()
+            except BlobNotFound:
+                log.warning("blob %s of run %s is missing", ref, row.get("id"))
+                text = None
+        if name == "error":
+            return text
+        if not text:
+            return _EMPTY[name]() if name in _EMPTY else None
+        return jsonutil.loads(text)
+
+    def s3_urls(self, tenant_id: uuid.UUID, row: dict[str, Any]) -> dict[str, Any]:
+        urls = {}
+        for name, meta_text in (row.get("attachments") or {}).items():
+            meta = jsonutil.loads(meta_text) if meta_text else {}
+            urls[f"attachment.{name}"] = {
+                "presigned_url": self._signer.sign(attachment_path(tenant_id, row["id"], name)),
+                "mime_type": meta.get("mime_type"),
+                "size": meta.get("size"),
+            }
+        return urls
+
+    def run(
+        self,
+        tenant_id: uuid.UUID,
+        row: dict[str, Any],
+        *,
+        payloads: Iterable[str],
+        feedback_stats: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        parent_ids = row.get("parent_run_ids") or []
+        out: dict[str, Any] = {
+            "id": str(row["id"]),
+            "name": row["name"],
+            "run_type": row["run_type"],
+            "start_time": iso(row["start_time"]),
+            "end_time": iso(row.get("end_time")),
+            "first_token_time": iso(row.get("first_token_time")),
+            "status": row["status"],
+            "error": self.payload(row, "error"),
+            "trace_id": str(row["trace_id"]),
+            "dotted_order": row["dotted_order"],
+            "parent_run_id": _str(row.get("parent_run_id")),
+            "parent_run_ids": [str(p) for p in parent_ids],
+            "execution_order": len(parent_ids) + 1,
+            "is_root": bool(row["is_root"]),
+            "session_id": str(row["session_id"]),
+            "tags": list(row.get("tags") or []),
+            "thread_id": row.get("thread_id") or None,
+            "reference_example_id": _str(row.get("reference_example_id")),
+            "prompt_tokens": row.get("prompt_tokens", 0),
+            "completion_tokens": row.get("completion_tokens", 0),
+            "total_tokens": row.get("total_tokens", 0),
+            "prompt_cost": row.get("prompt_cost"),
+            "completion_cost": row.get("completion_cost"),
+            "total_cost": row.get("total_cost"),
+            **{key: jsonutil.loads(row[key]) if row.get(key) else None for key in _DETAILS},
+            "feedback_stats": feedback_stats,
+            "app_path": app_path(tenant_id, row),
+            "s3_urls": self.s3_urls(tenant_id, row),
+            "child_run_ids": None,
+            "direct_child_run_ids": None,
+            "in_dataset": None,
+            "manifest_id": None,
+        }
+        for name in payloads:
+            out[name] = self.payload(row, name)
+        return out
+
+
+def _str(value: object) -> str | None:
+    return None if value is None else str(value)

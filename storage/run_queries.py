@@ -1,0 +1,178 @@
+"""Tenant-scoped reads of `runs` (and the `run_ids` locator): the only place run SQL is executed.
+
+Callers pass a WHERE fragment built from bound parameters (the query service's filter compiler); this module adds
+the tenant scope, `FINAL` (every version collapses to the latest, deleted runs vanish at once) and the column
+list, so a caller can neither forget the tenant nor read payload columns it did not ask for.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from storage.clickhouse import ClickHouse
+
+# Columns every run read returns. Payload columns are added only on request (they dominate the bytes read).
+META_COLUMNS = (
+    "id",
+    "session_id",
+    "trace_id",
+    "parent_run_id",
+    "parent_run_ids",
+    "dotted_order",
+    "is_root",
+    "name",
+    "run_type",
+    "status",
+    "start_time",
+    "end_time",
+    "first_token_time",
+    "error",
+    "payload_refs",
+    "attachments",
+    "tags",
+    "thread_id",
+    "reference_example_id",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "prompt_cost",
+    "completion_cost",
+    "total_cost",
+    "prompt_token_details",
+    "completion_token_details",
+    "prompt_cost_details",
+    "completion_cost_details",
+)
+PAYLOAD_COLUMNS = ("inputs", "outputs", "extra", "events", "serialized")
+TREE_COLUMNS = ("id", "parent_run_id", "parent_run_ids", "dotted_order", "start_time")
+
+# Children can start a little before their parent when clocks of distributed services disagree; trace reads
+# look back this far from the root's start (the trace_id bloom filter removes the rest).
+TRACE_CLOCK_SKEW = timedelta(minutes=5)
+
+_TENANT = "{tenant:UUID}"
+
+
+@dataclass(frozen=True, slots=True)
+class RunLocation:
+    """Where a run lives in `runs`' sort key, from the `run_ids` table."""
+
+    id: uuid.UUID
+    session_id: uuid.UUID
+    start_time: datetime
+    trace_id: uuid.UUID
+
+
+@dataclass(frozen=True, slots=True)
+class ReadStats:
+    rows: int
+    bytes: int
+
+
+class RunReader:
+    def __init__(self, ch: ClickHouse) -> None:
+        self._ch = ch
+
+    def _query(self, sql: str, params: dict[str, Any]) -> tuple[list[dict[str, Any]], ReadStats]:
+        result = self._ch.client().query(sql, parameters=params)
+        names = result.column_names
+        rows = [dict(zip(names, row, strict=True)) for row in result.result_rows]
+        for row in rows:
+            for key in ("start_time", "end_time", "first_token_time", "created_at"):
+                value = row.get(key)
+                if isinstance(value, datetime) and value.tzinfo is None:
+                    row[key] = value.replace(tzinfo=UTC)
+        summary = result.summary or {}
+        return rows, ReadStats(int(summary.get("read_rows", 0)), int(summary.get("read_bytes", 0)))
+
+    def locate(self, tenant_id: uuid.UUID, run_ids: list[uuid.UUID]) -> list[RunLocation]:
+        if not run_ids:
+            return []
+        rows, _ = self._query(
+            f"SELECT id, session_id, start_time, trace_id FROM run_ids FINAL WHERE tenant_id = {_TENANT} "
+            "AND id IN {ids:Array(UUID)}",
+            {"tenant": tenant_id, "ids": run_ids},
+        )
+        return [RunLocation(**row) for row in rows]
+
+    def select(
+        self,
+        tenant_id: uuid.UUID,
+        *,
+        where: str,
+        params: dict[str, Any],
+        columns: tuple[str, ...] = META_COLUMNS,
+        order_by: str = "start_time DESC, id DESC",
+        limit: int | None = None,
+    ) -> tuple[list[dict[str, Any]], ReadStats]:
+        """Latest versions of the runs matching `where`; `where` may use `{tenant:UUID}` for subqueries."""
+        sql = (
+            f"SELECT {', '.join(columns)} FROM runs FINAL WHERE tenant_id = {_TENANT} AND ({where}) "
+            f"ORDER BY {order_by}" + (f" LIMIT {int(limit)}" if limit is not None else "")
+        )
+        return self._query(sql, {**params, "tenant": tenant_id})
+
+    def trace_scope(self, tenant_id: uuid.UUID, trace_id: uuid.UUID) -> tuple[str, dict[str, Any]]:
+        """A WHERE fragment for all runs of a trace that uses the sort-key prefix when the root is known."""
+        root = self.locate(tenant_id, [trace_id])
+        if not root:  # root not ingested (yet): the bloom filter on trace_id is all there is
+            return "trace_id = {trace:UUID}", {"trace": trace_id}
+        return (
+            "session_id = {trace_session:UUID} AND start_time >= {trace_start:DateTime64(6, 'UTC')} "
+            "AND trace_id = {trace:UUID}",
+            {
+                "trace": trace_id,
+                "trace_session": root[0].session_id,
+                "trace_start": root[0].start_time - TRACE_CLOCK_SKEW,
+            },
+        )
+
+    def threads(
+        self,
+        tenant_id: uuid.UUID,
+        *,
+        where: str,
+        params: dict[str, Any],
+        having: str,
+        limit: int,
+    ) -> list[dict[str, Any]]:
+        """Runs grouped by thread id: per-thread counts, time span, token/cost totals and latency quantiles.
+        Traces and latencies come from the root runs, tokens and cost from every run carrying the thread id."""
+        sql = f"""
+            SELECT
+                thread_id,
+                uniqExactIf(trace_id, is_root) AS trace_count,
+                count() AS run_count,
+                minIf(start_time, is_root) AS first_start_time,
+                maxIf(start_time, is_root) AS last_start_time,
+                max(end_time) AS last_end_time,
+                sum(prompt_tokens) AS prompt_tokens,
+                sum(completion_tokens) AS completion_tokens,
+                sum(total_tokens) AS total_tokens,
+                sum(total_cost) AS total_cost,
+                countIf(is_root AND status = 'error') AS error_count,
+                quantilesExactIf(0.5, 0.99)(
+                    (toUnixTimestamp64Micro(end_time) - toUnixTimestamp64Micro(start_time)) / 1e6,
+                    is_root AND end_time IS NOT NULL) AS latency,
+                argMinIf(inputs, start_time, is_root) AS first_inputs,
+                argMinIf(payload_refs, start_time, is_root) AS first_refs,
+                argMaxIf(outputs, start_time, is_root) AS last_outputs,
+                argMaxIf(payload_refs, start_time, is_root) AS last_refs,
+                any(session_id) AS thread_session_id
+            FROM runs FINAL
+            WHERE tenant_id = {_TENANT} AND thread_id != '' AND ({where})
+            GROUP BY thread_id
+            HAVING trace_count > 0 AND ({having})
+            ORDER BY last_start_time DESC, thread_id DESC
+            LIMIT {int(limit)}
+        """
+        rows, _ = self._query(sql, {**params, "tenant": tenant_id})
+        for row in rows:
+            for key in ("first_start_time", "last_start_time", "last_end_time"):
+                value = row.get(key)
+                if isinstance(value, datetime) and value.tzinfo is None:
+                    row[key] = value.replace(tzinfo=UTC)
+        return rows
