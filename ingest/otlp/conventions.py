@@ -9,6 +9,7 @@ at the end becomes metadata and nothing is stored twice. The full table is docs/
 
 from __future__ import annotations
 
+import contextlib
 import re
 from typing import Any
 
@@ -58,8 +59,11 @@ def loads_maybe(value: Any) -> Any:
 
 
 def as_object(value: Any, key: str) -> dict[str, Any]:
-    """A payload as a JSON object, the shape runs require: objects as they are, anything else under `key`."""
-    value = loads_maybe(value)
+    """A payload as a JSON object, the shape runs require: objects as they are, anything else under `key`.
+    Payload attributes hold JSON text more often than not (`"a joke"`, `2`), so any JSON document is parsed."""
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            value = jsonutil.loads(value)
     return value if isinstance(value, dict) else {key: value}
 
 
@@ -344,9 +348,9 @@ def usage(attrs: Attrs) -> dict[str, Any] | None:
 def model(attrs: Attrs) -> dict[str, str]:
     """`ls_provider` and `ls_model_name`, the metadata keys LangSmith reads a run's model from."""
     provider = _pop_first(attrs, "gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system")
-    model_name = _pop_first(attrs, "gen_ai.request.model", "llm.model_name", "llm.request.model")
-    if model_name is None:
-        model_name = attrs.get("gen_ai.response.model")
+    # gen_ai.request.model stays for invocation_params, gen_ai.response.model for metadata.
+    model_name = _pop_first(attrs, "llm.model_name", "llm.request.model")
+    model_name = attrs.get("gen_ai.request.model") or model_name or attrs.get("gen_ai.response.model")
     out = {}
     if isinstance(provider, str) and provider and provider != "langchain":  # the SDK's "no model" placeholder
         out["ls_provider"] = provider
