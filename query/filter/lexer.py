@@ -77,8 +77,13 @@ def _string(text: str, start: int) -> tuple[str, int]:
             digits = text[i + 2 : i + 6]
             if not re.fullmatch(r"[0-9a-fA-F]{4}", digits):
                 raise FilterError("\\u escape needs four hex digits", i)
-            out.append(chr(int(digits, 16)))
+            code = int(digits, 16)
             i += 6
+            low = text[i + 2 : i + 6] if text.startswith("\\u", i) else ""
+            if 0xD800 <= code < 0xDC00 and re.fullmatch(r"[dD][c-fC-F][0-9a-fA-F]{2}", low):
+                code = 0x10000 + ((code - 0xD800) << 10) + (int(low, 16) - 0xDC00)  # a JSON surrogate pair
+                i += 6
+            out.append(chr(code))
         elif esc in _ESCAPES:
             out.append(_ESCAPES[esc])
             i += 2
