@@ -70,7 +70,8 @@ CREATE TABLE IF NOT EXISTS runs
     completion_token_details String DEFAULT '',
     prompt_cost_details String DEFAULT '',
     completion_cost_details String DEFAULT '',
-    -- Retention: rows expire ttl_days after start; raised to the long-lived period when a trace gets feedback.
+    -- Retention: rows expire ttl_days after they were written (not after start_time, so importing old traces
+    -- does not drop them on arrival); raised to the long-lived period when a trace gets feedback.
     ttl_days UInt16 DEFAULT 14,
     version UInt64,
     is_deleted UInt8 DEFAULT 0,
@@ -85,7 +86,7 @@ CREATE TABLE IF NOT EXISTS runs
 ENGINE = ReplacingMergeTree(version, is_deleted)
 PARTITION BY toYYYYMM(start_time)
 ORDER BY (tenant_id, session_id, start_time, id)
-TTL toDateTime(start_time) + toIntervalDay(ttl_days);
+TTL toDateTime(inserted_at) + toIntervalDay(ttl_days);
 
 -- Where each run lives: (tenant_id, id) -> its key in `runs`. GET /runs/{id}, patches arriving in a later
 -- batch and trace lookups (a root's id is its trace id) read one granule here instead of probing every
