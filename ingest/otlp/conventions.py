@@ -10,13 +10,13 @@ at the end becomes metadata and nothing is stored twice. The full table is docs/
 from __future__ import annotations
 
 import contextlib
-import re
 from typing import Any
 
+from ingest.otlp.values import Attrs
 from schemas import jsonutil
 from schemas.runs import RUN_TYPES
 
-Attrs = dict[str, Any]
+_JSON_START = frozenset('{["-0123456789tfn')
 
 _OPENINFERENCE_KINDS = {
     "LLM": "llm",
@@ -45,7 +45,6 @@ _INPUT_EVENTS = {
     "gen_ai.assistant.message": "assistant",
     "gen_ai.tool.message": "tool",
 }
-_INDEX = re.compile(r"\d+")
 
 
 def loads_maybe(value: Any) -> Any:
@@ -61,7 +60,7 @@ def loads_maybe(value: Any) -> Any:
 def as_object(value: Any, key: str) -> dict[str, Any]:
     """A payload as a JSON object, the shape runs require: objects as they are, anything else under `key`.
     Payload attributes hold JSON text more often than not (`"a joke"`, `2`), so any JSON document is parsed."""
-    if isinstance(value, str):
+    if isinstance(value, str) and value[:1] in _JSON_START:
         with contextlib.suppress(ValueError):
             value = jsonutil.loads(value)
     return value if isinstance(value, dict) else {key: value}
@@ -113,14 +112,17 @@ def name(attrs: Attrs, span_name: str, kind: str) -> str:
 
 
 def unflatten(attrs: Attrs, prefix: str) -> list[Any]:
-    """Indexed attributes (`prefix.0.role`, `prefix.0.tool_calls.1.name`, ...) rebuilt into a list, consumed."""
+    """Indexed attributes (`prefix.0.role`, `prefix.0.tool_calls.1.name`, ...) rebuilt into a list, consumed.
+    `prefix` is a two-segment family (`gen_ai.prompt.`)."""
+    if prefix not in attrs.families:
+        return []
     keys = [k for k in attrs if k.startswith(prefix)]
     if not keys:
         return []
     root: dict[Any, Any] = {}
     for key in keys:
         node = root
-        parts = [int(p) if _INDEX.fullmatch(p) else p for p in key[len(prefix) :].split(".")]
+        parts = [int(p) if p.isdecimal() else p for p in key[len(prefix) :].split(".")]
         for part in parts[:-1]:
             child = node.get(part)
             if not isinstance(child, dict):
@@ -268,40 +270,38 @@ def _document(entry: Any) -> dict[str, Any]:
 
 # -- model, usage, parameters --------------------------------------------------------------------------------
 
-_TOKEN_SOURCES = {
+# usage_metadata key (or (details key, part)) <- attributes, in priority order
+_USAGE_SOURCES: dict[str | tuple[str, str], tuple[str, ...]] = {
     "input_tokens": ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt"),
     "output_tokens": ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "llm.token_count.completion"),
     "total_tokens": ("gen_ai.usage.total_tokens", "llm.usage.total_tokens", "llm.token_count.total"),
     "input_cost": ("llm.cost.prompt",),
     "output_cost": ("llm.cost.completion",),
     "total_cost": ("llm.cost.total", "gen_ai.usage.cost"),
+    ("input_token_details", "cache_read"): (
+        "llm.token_count.prompt_details.cache_read",
+        "gen_ai.usage.cache_read_input_tokens",
+        "gen_ai.usage.cache_read.input_tokens",
+    ),
+    ("input_token_details", "cache_creation"): (
+        "llm.token_count.prompt_details.cache_write",
+        "gen_ai.usage.cache_creation_input_tokens",
+        "gen_ai.usage.cache_creation.input_tokens",
+    ),
+    ("input_token_details", "audio"): ("llm.token_count.prompt_details.audio",),
+    ("output_token_details", "reasoning"): (
+        "llm.token_count.completion_details.reasoning",
+        "gen_ai.usage.reasoning_tokens",
+        "gen_ai.usage.output_tokens.reasoning",
+    ),
+    ("output_token_details", "audio"): ("llm.token_count.completion_details.audio",),
 }
-_DETAIL_SOURCES = {
-    "input_token_details": {
-        "cache_read": (
-            "llm.token_count.prompt_details.cache_read",
-            "gen_ai.usage.cache_read_input_tokens",
-            "gen_ai.usage.cache_read.input_tokens",
-        ),
-        "cache_creation": (
-            "llm.token_count.prompt_details.cache_write",
-            "gen_ai.usage.cache_creation_input_tokens",
-            "gen_ai.usage.cache_creation.input_tokens",
-        ),
-        "audio": ("llm.token_count.prompt_details.audio",),
-    },
-    "output_token_details": {
-        "reasoning": (
-            "llm.token_count.completion_details.reasoning",
-            "gen_ai.usage.reasoning_tokens",
-            "gen_ai.usage.output_tokens.reasoning",
-        ),
-        "audio": ("llm.token_count.completion_details.audio",),
-    },
-}
+_USAGE_BY_ATTRIBUTE = {a: (target, rank) for target, attrs in _USAGE_SOURCES.items() for rank, a in enumerate(attrs)}
+_USAGE_FAMILIES = frozenset({"gen_ai.usage.", "llm.token_count.", "llm.cost.", "llm.usage."})
+_USAGE_PREFIXES = tuple(_USAGE_FAMILIES)
 _JSON_DETAILS = {
-    "input_token_details": "gen_ai.usage.input_token_details",
-    "output_token_details": "gen_ai.usage.output_token_details",
+    "gen_ai.usage.input_token_details": "input_token_details",
+    "gen_ai.usage.output_token_details": "output_token_details",
 }
 
 
@@ -320,22 +320,30 @@ def _number(value: Any) -> int | float | None:
 
 def usage(attrs: Attrs) -> dict[str, Any] | None:
     """LangSmith `usage_metadata` (input/output/total tokens and costs, their details) from GenAI and
-    OpenInference counters; `langsmith.usage_metadata` (JSON) is taken whole when present."""
+    OpenInference counters; `langsmith.usage_metadata` (JSON) is taken whole when present. Counters this
+    table does not know stay in metadata."""
     explicit = loads_maybe(attrs.pop("langsmith.usage_metadata", None))
+    if attrs.families.isdisjoint(_USAGE_FAMILIES):
+        return explicit if isinstance(explicit, dict) else None
+    best: dict[str | tuple[str, str], tuple[int, int | float]] = {}
     found: dict[str, Any] = {}
-    for key, sources in _TOKEN_SOURCES.items():
-        number = _number(_pop_first(attrs, *sources))
-        if number is not None:
-            found[key] = number
-    for key, parts in _DETAIL_SOURCES.items():
-        details = loads_maybe(attrs.pop(_JSON_DETAILS.get(key, ""), None))
-        details = dict(details) if isinstance(details, dict) else {}
-        for part, sources in parts.items():
-            number = _number(_pop_first(attrs, *sources))
-            if number is not None:
-                details[part] = number
-        if details:
-            found[key] = details
+    for key in [k for k in attrs if k.startswith(_USAGE_PREFIXES)]:
+        if key in _JSON_DETAILS:
+            details = loads_maybe(attrs.pop(key))
+            if isinstance(details, dict):
+                found[_JSON_DETAILS[key]] = {**details, **found.get(_JSON_DETAILS[key], {})}
+            continue
+        target = _USAGE_BY_ATTRIBUTE.get(key)
+        if target is None:
+            continue
+        number = _number(attrs.pop(key))
+        if number is not None and (target[0] not in best or target[1] < best[target[0]][0]):
+            best[target[0]] = (target[1], number)
+    for target, (_, number) in best.items():
+        if isinstance(target, tuple):
+            found.setdefault(target[0], {})[target[1]] = number
+        else:
+            found[target] = number
     if isinstance(explicit, dict):
         return {**found, **explicit}
     if not found:
@@ -363,7 +371,8 @@ def invocation_params(attrs: Attrs) -> dict[str, Any]:
     """`gen_ai.request.*` parameters and OpenInference `llm.invocation_parameters` (JSON)."""
     params = loads_maybe(attrs.pop("llm.invocation_parameters", None))
     out = dict(params) if isinstance(params, dict) else {}
-    for key in [k for k in attrs if k.startswith("gen_ai.request.")]:
+    keys = [k for k in attrs if k.startswith("gen_ai.request.")] if "gen_ai.request." in attrs.families else []
+    for key in keys:
         out[key.removeprefix("gen_ai.request.")] = loads_maybe(attrs.pop(key))
     return out
 
@@ -389,7 +398,12 @@ def metadata(attrs: Attrs) -> dict[str, Any]:
     embedded = loads_maybe(attrs.pop("metadata", None))
     if isinstance(embedded, dict):
         out.update(embedded)
-    for prefix in ("traceloop.association.properties.", "langsmith.metadata."):
+    for family, prefix in (
+        ("traceloop.association.", "traceloop.association.properties."),
+        ("langsmith.metadata.", "langsmith.metadata."),
+    ):
+        if family not in attrs.families:
+            continue
         for key in [k for k in attrs if k.startswith(prefix)]:
             out[key.removeprefix(prefix)] = loads_maybe(attrs.pop(key))
     for attribute, key in _THREAD_ATTRIBUTES.items():

@@ -18,7 +18,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from ingest.otlp import conventions, ids
 from ingest.otlp.links import TraceKey, TraceLinks
-from ingest.otlp.values import attributes
+from ingest.otlp.values import attributes, span_attributes
 from schemas.runs import RunOp
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -136,7 +136,7 @@ def _node(
     runtime: dict[str, Any],
     default_project: str | None,
 ) -> _Node:
-    attrs = attributes(span.attributes)
+    attrs = span_attributes(span.attributes)
     events = [
         {"name": e.name, "time": format_time(to_time(e.time_unix_nano)), "kwargs": attributes(e.attributes)}
         for e in span.events
@@ -230,12 +230,17 @@ def _is_uuid(text: str) -> bool:
 def _assign_ids(nodes: dict[tuple[bytes, bytes], _Node]) -> None:
     """A root span's run id is the trace UUID (the first root of a trace, if a request carries two); every
     other span's is derived from (trace id, span id)."""
+    traces: dict[bytes, tuple[uuid.UUID, str]] = {}
     roots: set[bytes] = set()
     for node in nodes.values():
-        node.fields["trace_id"] = str(ids.trace_uuid(node.trace_id))
+        trace = traces.get(node.trace_id)
+        if trace is None:
+            trace_id = ids.trace_uuid(node.trace_id)
+            trace = traces[node.trace_id] = (trace_id, str(trace_id))
+        node.fields["trace_id"] = trace[1]
         if not node.parent_span_id and node.trace_id not in roots:
             roots.add(node.trace_id)
-            node.run_id = ids.trace_uuid(node.trace_id)
+            node.run_id = trace[0]
         else:
             node.run_id = ids.span_uuid(node.trace_id, node.span_id)
         node.fields["id"] = str(node.run_id)
