@@ -11,12 +11,14 @@ import sys
 import textwrap
 import time
 import uuid
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import zstandard
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
@@ -328,6 +330,21 @@ def test_traceloop_json_payloads_gzip(srv: Server) -> None:
     assert chat["extra"]["metadata"]["ls_model_name"] == "gpt-3.5-turbo"
     for run in runs.values():
         expect_project(run, "default")
+
+
+@pytest.mark.parametrize("encoding", ["zstd", "deflate"])
+def test_zstd_and_deflate_bodies(srv: Server, encoding: str) -> None:
+    trace = new_trace_id()
+    body = request([span(trace, new_span_id(), f"compressed-{encoding}", {"input.value": "x"})])
+    compressed = zstandard.ZstdCompressor().compress(body) if encoding == "zstd" else zlib.compress(body)
+    response = httpx.post(
+        f"{srv.url}/otel/v1/traces",
+        content=compressed,
+        headers={"content-type": "application/json", "content-encoding": encoding},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    assert runs_of_trace(srv, uuid.UUID(trace), 1)[f"compressed-{encoding}"]["inputs"] == {"input": "x"}
 
 
 def test_bad_requests(srv: Server) -> None:
