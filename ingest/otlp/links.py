@@ -1,7 +1,8 @@
 """Which run a parent span id stands for, across requests.
 
 A child names its parent only by span id. When the parent is in the same request the answer is at hand; when
-it came earlier, this registry remembers its run id (and dotted order). When it has not come yet — the normal
+it came earlier, this registry remembers its run id (only that: the batcher derives the child's dotted order
+from the stored parent, and dotted orders would double the memory). When it has not come yet — the normal
 case for exporters that send spans as they end, children first — the child is posted without a parent and
 registered as waiting; the parent's arrival then yields a patch that fills in `parent_run_id` (the merge lets
 a patch fill an identity field a post left out). That is also how a child finds out that its parent is the
@@ -25,12 +26,12 @@ TraceKey = tuple[uuid.UUID, bytes]  # (tenant id, OTel trace id)
 
 @dataclass(slots=True)
 class _Trace:
-    spans: dict[bytes, tuple[uuid.UUID, str | None]] = field(default_factory=dict)  # span id -> run id, dotted
+    spans: dict[bytes, uuid.UUID] = field(default_factory=dict)  # span id -> run id
     waiting: dict[bytes, list[uuid.UUID]] = field(default_factory=dict)  # parent span id -> child run ids
 
 
 class TraceLinks:
-    def __init__(self, *, max_spans: int = 500_000) -> None:
+    def __init__(self, *, max_spans: int = 200_000) -> None:
         self.max_spans = max_spans
         self.lock = threading.Lock()  # held by the caller around one request's lookups and records
         self._traces: OrderedDict[TraceKey, _Trace] = OrderedDict()
@@ -44,7 +45,7 @@ class TraceLinks:
             self._traces.move_to_end(key)
         return trace
 
-    def known(self, key: TraceKey, span_id: bytes) -> tuple[uuid.UUID, str | None] | None:
+    def known(self, key: TraceKey, span_id: bytes) -> uuid.UUID | None:
         trace = self._traces.get(key)
         return trace.spans.get(span_id) if trace is not None else None
 
@@ -53,12 +54,12 @@ class TraceLinks:
         self._size += 1
         self._evict()
 
-    def record(self, key: TraceKey, span_id: bytes, run_id: uuid.UUID, dotted_order: str | None) -> list[uuid.UUID]:
+    def record(self, key: TraceKey, span_id: bytes, run_id: uuid.UUID) -> list[uuid.UUID]:
         """Remembers a span; returns the children that were waiting for it."""
         trace = self._trace(key)
         if span_id not in trace.spans:
             self._size += 1
-        trace.spans[span_id] = (run_id, dotted_order)
+        trace.spans[span_id] = run_id
         waiting = trace.waiting.pop(span_id, [])
         self._size -= len(waiting)
         self._evict()

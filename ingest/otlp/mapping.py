@@ -267,9 +267,8 @@ def _link(
                 continue
             known = links.known((tenant_id, node.trace_id), node.parent_span_id)
             if known is not None:
-                node.fields["parent_run_id"] = str(known[0])
-                if known[1] is not None:
-                    dotted[parent_key] = known[1]
+                node.fields["parent_run_id"] = str(known)
+                dotted[key] = None  # the batcher derives it from the stored parent
             else:
                 links.wait((tenant_id, node.trace_id), node.parent_span_id, node.run_id)
                 dotted[key] = None
@@ -277,7 +276,7 @@ def _link(
             order = _dotted_order(key, nodes, dotted)
             if order is not None:
                 node.fields["dotted_order"] = order
-            for child in links.record((tenant_id, node.trace_id), node.span_id, node.run_id, order):
+            for child in links.record((tenant_id, node.trace_id), node.span_id, node.run_id):
                 patches.append(RunOp("patch", child, {"id": str(child), "parent_run_id": str(node.run_id)}))
                 released.append(((tenant_id, node.trace_id), node.span_id, child))
     return patches
@@ -286,8 +285,8 @@ def _link(
 def _dotted_order(
     key: tuple[bytes, bytes], nodes: dict[tuple[bytes, bytes], _Node], memo: dict[tuple[bytes, bytes], str | None]
 ) -> str | None:
-    """The chain of segments up to the root, when every link of it is known (iterative: chains can be long,
-    and a cycle in hostile input must end)."""
+    """The chain of segments up to the root, when the whole chain is in this request (iterative: chains can
+    be long, and a cycle in hostile input must end)."""
     path: list[tuple[bytes, bytes]] = []
     seen: set[tuple[bytes, bytes]] = set()
     current = key

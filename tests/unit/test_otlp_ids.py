@@ -74,13 +74,13 @@ def test_children_before_their_parents_in_other_requests_are_linked_by_patches()
     assert len(links) == 3  # every span known, nothing waiting
 
 
-def test_parents_from_earlier_requests_give_parent_and_dotted_order() -> None:
+def test_parents_from_earlier_requests_give_the_parent() -> None:
     links = TraceLinks()
     trace, root, child = new_trace_id(), new_span_id(), new_span_id()
     root_run = by_name(send(links, span(trace, root, "root")))["root"]
     child_run = by_name(send(links, span(trace, child, "child", parent=root)))["child"]
     assert child_run["parent_run_id"] == root_run["id"]
-    assert child_run["dotted_order"].startswith(root_run["dotted_order"] + ".")
+    assert "dotted_order" not in child_run  # derived by the batcher from the stored parent
 
 
 def test_tenants_do_not_share_links() -> None:
