@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -19,6 +19,9 @@ from schemas import ApiError
 from storage.run_queries import META_COLUMNS, PAYLOAD_COLUMNS, TRACE_CLOCK_SKEW, ReadStats, RunLocation, RunReader
 
 MAX_LIMIT = 100
+# Newest-first reads look at growing time windows below their anchor (now, or the cursor) and stop at the first
+# that holds a full page: "the latest 100 runs" then reads the last hour of a project instead of all of it.
+WINDOWS: tuple[timedelta | None, ...] = (timedelta(hours=1), timedelta(days=1), timedelta(days=7), None)
 _TIME = "DateTime64(6, 'UTC')"
 
 
@@ -206,14 +209,28 @@ class RunSearch:
             params.update(cursor_params)
         read_desc = (q.order == "desc") != backwards
         direction = "DESC" if read_desc else "ASC"
-        rows, stats = self.reader.select(
-            tenant_id,
-            where=where,
-            params=params,
-            columns=META_COLUMNS + q.payloads,
-            order_by=f"start_time {direction}, id {direction}",
-            limit=q.limit + 1,
-        )
+        windows: tuple[timedelta | None, ...] = (None,)
+        if read_desc and not (q.id or q.trace or q.parent_run):
+            windows = WINDOWS
+        anchor = cursor.start_time if cursor is not None else datetime.now(UTC)
+        for window in windows:
+            bounded, bounded_params = where, params
+            if window is not None:
+                low = anchor - window
+                if q.start_time is not None and q.start_time >= low:
+                    continue  # the query's own lower bound is tighter
+                bounded = f"{where} AND start_time >= {{window_start:{_TIME}}}"
+                bounded_params = {**params, "window_start": low}
+            rows, stats = self.reader.select(
+                tenant_id,
+                where=bounded,
+                params=bounded_params,
+                columns=META_COLUMNS + q.payloads,
+                order_by=f"start_time {direction}, id {direction}",
+                limit=q.limit + 1,
+            )
+            if len(rows) > q.limit:
+                break
         more = len(rows) > q.limit
         rows = rows[: q.limit]
         if backwards:
