@@ -88,18 +88,21 @@ def test_opentelemetry_sdk_exporter(
     provider = otel_tracer(srv, processor, path, compression=compression, headers={"Langsmith-Project": project})
     tracer = provider.get_tracer("my.app", "2.0")
     with tracer.start_as_current_span("agent", attributes={"input.value": '{"question": "2+2?"}'}) as root:
-        with tracer.start_as_current_span(
-            "chat gpt-4o",
-            attributes={
-                "gen_ai.operation.name": "chat",
-                "gen_ai.provider.name": "openai",
-                "gen_ai.request.model": "gpt-4o",
-                "gen_ai.input.messages": '[{"role": "user", "parts": [{"type": "text", "content": "2+2?"}]}]',
-                "gen_ai.output.messages": '[{"role": "assistant", "parts": [{"type": "text", "content": "4"}]}]',
-                "gen_ai.usage.input_tokens": 10,
-                "gen_ai.usage.output_tokens": 2,
-                "gen_ai.conversation.id": "conv-42",
-            },
+        with (
+            tracer.start_as_current_span(
+                "chat gpt-4o",
+                attributes={
+                    "gen_ai.operation.name": "chat",
+                    "gen_ai.provider.name": "openai",
+                    "gen_ai.request.model": "gpt-4o",
+                    "gen_ai.input.messages": '[{"role": "user", "parts": [{"type": "text", "content": "2+2?"}]}]',
+                    "gen_ai.output.messages": '[{"role": "assistant", "parts": [{"type": "text", "content": "4"}]}]',
+                    "gen_ai.usage.input_tokens": 10,
+                    "gen_ai.usage.output_tokens": 2,
+                    "gen_ai.conversation.id": "conv-42",
+                },
+            ),
+            tracer.start_as_current_span("POST /v1/chat/completions", attributes={"http.status_code": 200}),
         ):
             pass
         with tracer.start_as_current_span(
@@ -112,8 +115,10 @@ def test_opentelemetry_sdk_exporter(
     provider.force_flush()
     provider.shutdown()
 
-    runs = runs_of_trace(srv, trace_id, 3)
+    runs = runs_of_trace(srv, trace_id, 4)
     agent, llm, tool_run = runs["agent"], runs["chat gpt-4o"], runs["calc"]
+    http = runs["POST /v1/chat/completions"]
+    assert http["parent_run_id"] == llm["id"] and http["extra"]["metadata"]["http.status_code"] == 200
     assert agent["id"] == str(trace_id) and agent["parent_run_id"] is None
     assert llm["parent_run_id"] == agent["id"] and tool_run["parent_run_id"] == agent["id"]
     assert llm["dotted_order"].startswith(agent["dotted_order"] + ".")
