@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from ingest import otlp_api
 from ingest.pipeline import Pipeline, PipelineOptions
 from ingest.routes import build_router
+from ingest.workers import DecodePool
 from storage import Storage
 
 
@@ -16,6 +17,7 @@ from storage import Storage
 class IngestOptions:
     pipeline: PipelineOptions
     max_body_bytes: int = 100 * 1024 * 1024
+    decode_workers: int = 1
 
 
 class IngestService:
@@ -25,14 +27,17 @@ class IngestService:
         self.storage = storage
         self.options = options
         self.pipeline = Pipeline(storage, options.pipeline)
+        self.decoder = DecodePool(options.decode_workers)
         self.router = APIRouter()
-        self.router.include_router(build_router(self.pipeline, max_body_bytes=options.max_body_bytes))
+        self.router.include_router(build_router(self.pipeline, self.decoder, max_body_bytes=options.max_body_bytes))
         self.router.include_router(otlp_api.build_router(self.pipeline, max_body_bytes=options.max_body_bytes))
 
     def start(self) -> None:
+        self.decoder.start()
         self.pipeline.start()
 
     def stop(self) -> None:
+        self.decoder.close()
         self.pipeline.stop()
 
 

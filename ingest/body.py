@@ -17,8 +17,8 @@ from schemas import ApiError
 _CHUNK = 1 << 20
 
 
-async def read_body(request: Request, *, max_bytes: int) -> bytes:
-    """The decoded body, or 413 if the body or its decompressed form exceeds `max_bytes`."""
+async def read_raw(request: Request, *, max_bytes: int) -> bytes:
+    """The body as sent (maybe compressed), or 413 if it exceeds `max_bytes`."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise ApiError(413, f"request body of {declared} bytes exceeds the limit of {max_bytes} bytes")
@@ -29,9 +29,16 @@ async def read_body(request: Request, *, max_bytes: int) -> bytes:
         if size > max_bytes:
             raise ApiError(413, f"request body exceeds the limit of {max_bytes} bytes")
         chunks.append(chunk)
-    body = b"".join(chunks)
-    encoding = request.headers.get("content-encoding", "identity").strip().lower()
-    return decompress(body, encoding, max_bytes=max_bytes)
+    return b"".join(chunks)
+
+
+def content_encoding(request: Request) -> str:
+    return request.headers.get("content-encoding", "identity").strip().lower()
+
+
+async def read_body(request: Request, *, max_bytes: int) -> bytes:
+    """The decoded body, or 413 if the body or its decompressed form exceeds `max_bytes`."""
+    return decompress(await read_raw(request, max_bytes=max_bytes), content_encoding(request), max_bytes=max_bytes)
 
 
 def decompress(body: bytes, encoding: str, *, max_bytes: int) -> bytes:

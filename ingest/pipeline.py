@@ -45,4 +45,8 @@ class Pipeline:
     async def submit(self, tenant: Tenant, ops: list[RunOp], feedback: list[dict[str, Any]] | None = None) -> None:
         """Returns once the ops are durable; raises ApiError 429/503 (with Retry-After) under overload."""
         if ops or feedback:
-            await self.spool.append(records.encode(tenant.id, ops, feedback or []))
+            await self.submit_record(records.encode(tenant.id, ops, feedback or []))
+
+    async def submit_record(self, record: bytes) -> None:
+        """`submit` for a record already encoded (by a decode worker)."""
+        await self.spool.append(record)

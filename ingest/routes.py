@@ -5,12 +5,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
-from ingest import decode
-from ingest.body import read_body
-from ingest.multipart import boundary_of, split_parts
+from ingest import decode, workers
+from ingest.body import content_encoding, read_body, read_raw
+from ingest.multipart import boundary_of
 from ingest.pipeline import Pipeline
+from ingest.workers import DecodePool
 from schemas import ApiError, Tenant, jsonutil
 from schemas.tenancy import current_tenant
 
@@ -18,8 +18,8 @@ CurrentTenant = Annotated[Tenant, Depends(current_tenant)]
 _RUN_BODY = {"content": {"application/json": {"schema": {"type": "object", "additionalProperties": True}}}}
 
 
-def _accepted(decoded: decode.Decoded) -> JSONResponse:
-    return JSONResponse({"accepted": {"runs": len(decoded.ops), "feedback": len(decoded.feedback)}}, status_code=202)
+def _accepted(runs: int, feedback: int = 0) -> JSONResponse:
+    return JSONResponse({"accepted": {"runs": runs, "feedback": feedback}}, status_code=202)
 
 
 def _json_object(body: bytes) -> dict[str, Any]:
@@ -32,16 +32,18 @@ def _json_object(body: bytes) -> dict[str, Any]:
     return value
 
 
-def build_router(pipeline: Pipeline, *, max_body_bytes: int) -> APIRouter:
+def build_router(pipeline: Pipeline, decoder: DecodePool, *, max_body_bytes: int) -> APIRouter:
     router = APIRouter(tags=["ingest"])
 
     @router.post("/runs/multipart", status_code=202, summary="Ingest runs, attachments and feedback (multipart)")
     async def ingest_multipart(request: Request, tenant: CurrentTenant) -> JSONResponse:
         boundary = boundary_of(request.headers.get("content-type", ""))
-        body = await read_body(request, max_bytes=max_body_bytes)
-        decoded = await run_in_threadpool(lambda: decode.from_multipart(split_parts(body, boundary)))
-        await pipeline.submit(tenant, decoded.ops, decoded.feedback)
-        return _accepted(decoded)
+        body = await read_raw(request, max_bytes=max_body_bytes)
+        record, runs, feedback = await decoder.run(
+            workers.multipart_record, body, content_encoding(request), boundary, tenant.id, max_body_bytes
+        )
+        await pipeline.submit_record(record)
+        return _accepted(runs, feedback)
 
     @router.post(
         "/runs/batch",
@@ -50,17 +52,18 @@ def build_router(pipeline: Pipeline, *, max_body_bytes: int) -> APIRouter:
         openapi_extra={"requestBody": _RUN_BODY},
     )
     async def ingest_batch(request: Request, tenant: CurrentTenant) -> JSONResponse:
-        body = await read_body(request, max_bytes=max_body_bytes)
-        decoded = await run_in_threadpool(decode.from_batch, body)
-        await pipeline.submit(tenant, decoded.ops)
-        return _accepted(decoded)
+        body = await read_raw(request, max_bytes=max_body_bytes)
+        record, runs, _ = await decoder.run(
+            workers.batch_record, body, content_encoding(request), tenant.id, max_body_bytes
+        )
+        await pipeline.submit_record(record)
+        return _accepted(runs)
 
     @router.post("/runs", status_code=202, summary="Create one run", openapi_extra={"requestBody": _RUN_BODY})
     async def create_run(request: Request, tenant: CurrentTenant) -> JSONResponse:
         run = _json_object(await read_body(request, max_bytes=max_body_bytes))
-        decoded = decode.Decoded(ops=[decode.from_run("post", run.get("id"), run, "body")])
-        await pipeline.submit(tenant, decoded.ops)
-        return _accepted(decoded)
+        await pipeline.submit(tenant, [decode.from_run("post", run.get("id"), run, "body")])
+        return _accepted(1)
 
     @router.patch(
         "/runs/{run_id}",
@@ -70,8 +73,7 @@ def build_router(pipeline: Pipeline, *, max_body_bytes: int) -> APIRouter:
     )
     async def update_run(run_id: str, request: Request, tenant: CurrentTenant) -> JSONResponse:
         run = _json_object(await read_body(request, max_bytes=max_body_bytes))
-        decoded = decode.Decoded(ops=[decode.from_run("patch", decode.path_run_id(run_id), run, "body")])
-        await pipeline.submit(tenant, decoded.ops)
-        return _accepted(decoded)
+        await pipeline.submit(tenant, [decode.from_run("patch", decode.path_run_id(run_id), run, "body")])
+        return _accepted(1)
 
     return router

@@ -26,5 +26,13 @@ class ApiError(Exception):
         self.detail = detail or {}
         self.retry_after = retry_after
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Decoding runs in worker processes and its errors cross the process boundary by pickle.
+        return _rebuild, (type(self), self.status, self.message, self.detail, self.retry_after)
+
     def body(self) -> dict[str, Any]:
         return {"error": self.message, "status": self.status, **({"detail": self.detail} if self.detail else {})}
+
+
+def _rebuild(cls: type[ApiError], status: int, message: str, detail: dict[str, Any], retry: float | None) -> ApiError:
+    return cls(status, message, detail=detail, retry_after=retry)

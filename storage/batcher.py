@@ -50,12 +50,16 @@ class Batcher:
     def _loop(self) -> None:
         backoff = 0.0
         full = False
+        last_start = time.monotonic()
         while not self._stop.is_set():
             if not self.spool.wait_for_data(self.interval):
                 continue
-            if not full:
-                # Let a batch fill for up to `interval` unless the last one was full: fewer, bigger inserts.
-                self._stop.wait(self.interval)
+            # Batches start at most every `interval` unless the last one was full: few large inserts at low
+            # load, back-to-back flushes under load (the wait counts from the previous flush's start).
+            remaining = self.interval - (time.monotonic() - last_start)
+            if not full and remaining > 0:
+                self._stop.wait(remaining)
+            last_start = time.monotonic()
             ok, full = self.drain_once()
             if ok:
                 backoff = 0.0

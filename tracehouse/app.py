@@ -95,7 +95,12 @@ def create_app(settings: Settings, service: Service = "all") -> FastAPI:
             flush=FlushOptions(blob_offload_bytes=settings.blob_offload_bytes, ttl_days=settings.short_ttl_days),
         )
         mounted.append(
-            ingest.build(storage, ingest.IngestOptions(pipeline=pipeline, max_body_bytes=settings.max_body_bytes))
+            ingest.build(
+                storage,
+                ingest.IngestOptions(
+                    pipeline=pipeline, max_body_bytes=settings.max_body_bytes, decode_workers=settings.decode_workers
+                ),
+            )
         )
     if service in ("all", "query"):
         mounted.append(query.build(storage, query.QueryOptions(secret_key=_secret_key(settings))))

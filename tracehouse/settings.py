@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     blob_offload_bytes: int = Field(20 * 1024, ge=0)  # payloads larger than this go to the blob store
     spool_max_bytes: int = Field(1024 * 1024 * 1024, gt=0)
     flush_interval_ms: int = Field(250, gt=0, le=1000)
+    decode_workers: int = Field(1, ge=0, le=64)  # processes decoding ingest requests; 0 = in the server process
     flush_max_bytes: int = Field(16 * 1024 * 1024, gt=0)  # spooled bytes per ClickHouse batch
     short_ttl_days: int = Field(14, gt=0)
     long_ttl_days: int = Field(400, gt=0)

@@ -1,0 +1,57 @@
+"""Request decoding in worker processes.
+
+Decoding a 100-run SDK request (decompress, split, parse, validate, encode the spool record) costs ~5 ms of
+Python; in the server process that time holds the GIL the batcher needs, and the batcher was the bottleneck
+(measured with tests/bench/ingest.py). Workers return the finished spool record, so the server process only
+appends bytes. Workers are started with `spawn`: the server process hosts the embedded ClickHouse engine and
+its threads, which must not be forked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+
+from ingest import decode, records
+from ingest.body import decompress
+from ingest.multipart import split_parts
+
+
+def multipart_record(
+    body: bytes, encoding: str, boundary: str, tenant_id: uuid.UUID, max_bytes: int
+) -> tuple[bytes, int, int]:
+    decoded = decode.from_multipart(split_parts(decompress(body, encoding, max_bytes=max_bytes), boundary))
+    return records.encode(tenant_id, decoded.ops, decoded.feedback), len(decoded.ops), len(decoded.feedback)
+
+
+def batch_record(body: bytes, encoding: str, tenant_id: uuid.UUID, max_bytes: int) -> tuple[bytes, int, int]:
+    decoded = decode.from_batch(decompress(body, encoding, max_bytes=max_bytes))
+    return records.encode(tenant_id, decoded.ops, decoded.feedback), len(decoded.ops), 0
+
+
+class DecodePool:
+    """Runs the functions above in `processes` workers, or in the server's thread pool when 0."""
+
+    def __init__(self, processes: int) -> None:
+        self.processes = processes
+        self._pool = (
+            ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("spawn"))
+            if processes > 0
+            else None
+        )
+
+    def start(self) -> None:
+        """Start the workers now (a spawned worker takes ~1 s to import), not on the first request."""
+        if self._pool is not None:
+            for future in [self._pool.submit(int) for _ in range(self.processes)]:
+                future.result()
+
+    async def run(self, fn, *args):  # type: ignore[no-untyped-def]
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, fn, *args)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
