@@ -10,13 +10,18 @@ its threads, which must not be forked.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import multiprocessing
+import signal
 import uuid
 from concurrent.futures import ProcessPoolExecutor
 
 from ingest import decode, records
 from ingest.body import decompress
 from ingest.multipart import split_parts
+
+_PR_SET_PDEATHSIG = 1
 
 
 def multipart_record(
@@ -31,13 +36,22 @@ def batch_record(body: bytes, encoding: str, tenant_id: uuid.UUID, max_bytes: in
     return records.encode(tenant_id, decoded.ops, decoded.feedback), len(decoded.ops), 0
 
 
+def _die_with_parent() -> None:
+    """A worker must not outlive a server that was killed with SIGKILL (it would hold memory forever):
+    ask Linux to signal it when the parent dies. Elsewhere the pool's broken pipe ends it."""
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 class DecodePool:
     """Runs the functions above in `processes` workers, or in the server's thread pool when 0."""
 
     def __init__(self, processes: int) -> None:
         self.processes = processes
         self._pool = (
-            ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("spawn"))
+            ProcessPoolExecutor(
+                max_workers=processes, mp_context=multiprocessing.get_context("spawn"), initializer=_die_with_parent
+            )
             if processes > 0
             else None
         )
