@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import APIRouter
 
@@ -39,6 +40,19 @@ class IngestService:
     def stop(self) -> None:
         self.decoder.close()
         self.pipeline.stop()
+
+    def health(self) -> dict[str, Any]:
+        """Not ready when the spool is 90% full: new writes should go to a replica that can take them."""
+        depth = self.pipeline.spool.depth_bytes()
+        limit = self.options.pipeline.spool_max_bytes
+        batcher = self.pipeline.batcher
+        return {
+            "ready": depth < 0.9 * limit,
+            "spool_bytes": depth,
+            "spool_limit_bytes": limit,
+            "storage_ok": batcher.healthy,
+            "last_error": batcher.last_error,
+        }
 
 
 def build(storage: Storage, options: IngestOptions) -> IngestService:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import APIRouter
 
@@ -30,6 +31,14 @@ class QueryService:
 
     def stop(self) -> None:
         pass
+
+    def health(self) -> dict[str, Any]:
+        """Ready when ClickHouse answers: a query replica without storage can serve nothing."""
+        try:
+            self.storage.clickhouse.client().query("SELECT 1")
+        except Exception as exc:
+            return {"ready": False, "error": repr(exc)}
+        return {"ready": True}
 
 
 def build(storage: Storage, options: QueryOptions) -> QueryService:

@@ -42,6 +42,10 @@ class Mounted(Protocol):
 
     def stop(self) -> None: ...
 
+    def health(self) -> dict[str, Any]:
+        """State for the readiness probe; `"ready": False` takes the replica out of load balancing."""
+        ...
+
 
 def info() -> dict[str, Any]:
     return {
@@ -123,7 +127,13 @@ def create_app(settings: Settings, service: Service = "all") -> FastAPI:
     meta = APIRouter()
     meta.add_api_route("/info", info, methods=["GET"], summary="Server info read by the LangSmith SDK")
     meta.add_api_route("/ok", lambda: {"ok": True}, methods=["GET"], summary="Liveness probe")
-    meta.add_api_route("/health", lambda: {"ok": True}, methods=["GET"], summary="Readiness probe")
+
+    def health() -> JSONResponse:
+        parts = {type(part).__name__: part.health() for part in mounted}
+        ready = all(p.get("ready", True) for p in parts.values())
+        return JSONResponse({"ok": ready, **parts}, status_code=200 if ready else 503)
+
+    meta.add_api_route("/health", health, methods=["GET"], summary="Readiness probe")
     routers = [meta, *(part.router for part in mounted)]
     for router in routers:
         app.include_router(router)

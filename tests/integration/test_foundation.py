@@ -33,7 +33,10 @@ def test_info_both_prefixes_and_persistence(tmp_path: Path) -> None:
         for prefix in ("", "/api/v1"):
             _check_info(f"{srv.url}{prefix}/info")
             assert httpx.get(f"{srv.url}{prefix}/ok").json() == {"ok": True}
-        assert httpx.get(f"{srv.url}/health").status_code == 200
+        health = httpx.get(f"{srv.url}/health")
+        assert health.status_code == 200 and health.json()["ok"] is True
+        assert health.json()["IngestService"]["storage_ok"] is True
+        assert health.json()["QueryService"]["ready"] is True
         assert "/info" in httpx.get(f"{srv.url}/openapi.json").json()["paths"]
         # Write through the storage layer of the running server's data dir is impossible while it runs
         # (chDB: one process per directory), so persistence is checked on what the server itself wrote:
