@@ -115,7 +115,20 @@ class Flusher:
                 states[run_id] = jsonutil.loads(text)
         return states
 
-    def _write_runs(self, tenant_id: uuid.UUID, ops: list[RunOp]) -> None:
+    def reconcile(self, limit: int = 10_000, min_age: float = 1.0) -> int:
+        """Merge pending patches whose post another ingest replica stored meanwhile: when a post and its patch
+        reach two replicas in the same flush window, both may look before either writes, and the patch is
+        parked as pending although the run exists. Periodic; returns how many were merged."""
+        found = self.runs.pending_with_runs(limit, min_age)
+        by_tenant: dict[uuid.UUID, list[RunOp]] = defaultdict(list)
+        for tenant_id, run_id, text in found:
+            self.cache.drop((tenant_id, run_id))
+            by_tenant[tenant_id].append(merge.absorb(jsonutil.loads(text), run_id))
+        for tenant_id, ops in by_tenant.items():
+            self._write_runs(tenant_id, ops, retire={op.run_id for op in ops})
+        return len(found)
+
+    def _write_runs(self, tenant_id: uuid.UUID, ops: list[RunOp], retire: set[uuid.UUID] = frozenset()) -> None:
         states = self._states(tenant_id, {op.run_id for op in ops})
         before = dict(states)
         for op in ops:
@@ -138,7 +151,7 @@ class Flusher:
                 pending_rows.append([tenant_id, run_id, jsonutil.dumps_str(state), version, 0])
                 finished[run_id] = state
                 continue
-            if old is not None and not old[merge.HAS_POST]:
+            if run_id in retire or (old is not None and not old[merge.HAS_POST]):
                 pending_rows.append([tenant_id, run_id, "", version, 1])  # merged now: retire the pending entry
             if "_session" not in state:
                 state["_session"] = str(self._project(tenant_id, state))

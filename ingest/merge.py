@@ -43,6 +43,8 @@ def apply(state: dict[str, Any] | None, op: RunOp) -> dict[str, Any]:
         elif key == "extra":
             new["extra"] = _merge_extra(new.get("extra"), value, overwrite=not is_post)
             new[REFS].pop("extra", None)
+        elif key == ATTACHMENTS:  # uploaded attachments of a pending state being absorbed (see `absorb`)
+            new[ATTACHMENTS] = {**(new.get(ATTACHMENTS) or {}), **value}
         elif not is_post or key not in new:
             new[key] = value
             new[REFS].pop(key, None)
@@ -50,6 +52,14 @@ def apply(state: dict[str, Any] | None, op: RunOp) -> dict[str, Any]:
         new[NEW_ATTACHMENTS] = {**(new.get(NEW_ATTACHMENTS) or {}), **op.attachments}
     new[HAS_POST] = new[HAS_POST] or is_post
     return new
+
+
+def absorb(pending: dict[str, Any], run_id: Any) -> RunOp:
+    """A pending (patch-only) state as one patch op, for merging it into a run stored meanwhile."""
+    fields = {k: v for k, v in pending.items() if not k.startswith("_")}
+    if pending.get(ATTACHMENTS):
+        fields[ATTACHMENTS] = pending[ATTACHMENTS]
+    return RunOp("patch", run_id, fields)
 
 
 def _merge_extra(current: Any, incoming: dict[str, Any], *, overwrite: bool) -> dict[str, Any]:

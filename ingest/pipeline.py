@@ -30,7 +30,11 @@ class Pipeline:
         self.spool = Spool(options.spool_dir, max_bytes=options.spool_max_bytes)
         self.flusher = Flusher(storage, options.flush, feedback=feedback)
         self.batcher = Batcher(
-            self.spool, self.flusher, interval=options.flush_interval, max_bytes=options.flush_max_bytes
+            self.spool,
+            self.flusher,
+            interval=options.flush_interval,
+            max_bytes=options.flush_max_bytes,
+            maintenance=self.flusher.reconcile,
         )
 
     def start(self) -> None:

@@ -30,9 +30,14 @@ class Batcher:
         max_records: int = 1_000,
         max_bytes: int = 16 * 1024 * 1024,
         max_backoff: float = 5.0,
+        maintenance: Callable[[], object] | None = None,
+        maintenance_interval: float = 5.0,
     ) -> None:
         """`interval` bounds the delay from ack to storage at low load; `max_records`/`max_bytes` bound one
-        batch (records are requests, so one record may carry many runs)."""
+        batch (records are requests, so one record may carry many runs). `maintenance` runs on the batcher's
+        thread every `maintenance_interval` seconds (work that must not race the flushes)."""
+        self.maintenance = maintenance
+        self.maintenance_interval = maintenance_interval
         self.spool = spool
         self.flush = flush
         self.interval = interval
@@ -50,8 +55,14 @@ class Batcher:
     def _loop(self) -> None:
         backoff = 0.0
         full = False
-        last_start = time.monotonic()
+        last_start = last_maintenance = time.monotonic()
         while not self._stop.is_set():
+            if self.maintenance is not None and time.monotonic() - last_maintenance >= self.maintenance_interval:
+                last_maintenance = time.monotonic()
+                try:
+                    self.maintenance()
+                except Exception:
+                    log.exception("batcher maintenance failed; retrying next interval")
             if not self.spool.wait_for_data(self.interval):
                 continue
             # Batches start at most every `interval` unless the last one was full: few large inserts at low

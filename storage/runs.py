@@ -110,3 +110,21 @@ class RunStore:
             .result_rows
         )
         return dict(rows)
+
+    def pending_with_runs(self, limit: int, min_age: float) -> list[tuple[uuid.UUID, uuid.UUID, str]]:
+        """Pending patches at least `min_age` seconds old whose run exists (its post was stored by another
+        ingest replica meanwhile)."""
+        client = self._ch.client()
+        pending = client.query(
+            "SELECT tenant_id, id FROM pending_runs FINAL "
+            "WHERE updated_at <= now64(3) - toIntervalMillisecond({age:UInt32}) LIMIT {n:UInt32}",
+            parameters={"n": limit, "age": int(min_age * 1000)},
+        ).result_rows
+        if not pending:
+            return []
+        return client.query(
+            "SELECT p.tenant_id, p.id, p.state FROM pending_runs AS p FINAL "
+            "WHERE (p.tenant_id, p.id) IN (SELECT tenant_id, id FROM run_ids FINAL "
+            "WHERE (tenant_id, id) IN {keys:Array(Tuple(UUID, UUID))})",
+            parameters={"keys": pending},
+        ).result_rows

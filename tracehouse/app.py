@@ -96,7 +96,11 @@ def create_app(settings: Settings, service: Service = "all") -> FastAPI:
             spool_max_bytes=settings.spool_max_bytes,
             flush_interval=settings.flush_interval_ms / 1000,
             flush_max_bytes=settings.flush_max_bytes,
-            flush=FlushOptions(blob_offload_bytes=settings.blob_offload_bytes, ttl_days=settings.short_ttl_days),
+            flush=FlushOptions(
+                blob_offload_bytes=settings.blob_offload_bytes,
+                ttl_days=settings.short_ttl_days,
+                cache_runs=settings.merge_cache_runs,
+            ),
         )
         mounted.append(
             ingest.build(

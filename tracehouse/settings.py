@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     spool_max_bytes: int = Field(1024 * 1024 * 1024, gt=0)
     flush_interval_ms: int = Field(250, gt=0, le=1000)
     decode_workers: int = Field(1, ge=0, le=64)  # processes decoding ingest requests; 0 = in the server process
+    merge_cache_runs: int = Field(50_000, ge=0)  # open runs cached for their patch; 0 with several ingest replicas
     flush_max_bytes: int = Field(16 * 1024 * 1024, gt=0)  # spooled bytes per ClickHouse batch
     short_ttl_days: int = Field(14, gt=0)
     long_ttl_days: int = Field(400, gt=0)

@@ -1,0 +1,100 @@
+"""Several ingest replicas over one ClickHouse: a run's post and patch may reach different replicas.
+
+Embedded chDB allows one process per data directory, so two server processes cannot share one store here.
+What differs between replicas is only their in-memory state (the flusher's cache); storage is shared. So
+two `Flusher`s — two replicas' merge-and-write paths — run over one real chDB store in this process, in the
+interleavings that matter, including the race where both look before either writes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ingest import records
+from ingest.flush import Flusher, FlushOptions
+from schemas import DEFAULT_TENANT_ID
+from schemas.runs import RunOp
+from storage import Storage
+
+T = DEFAULT_TENANT_ID
+
+
+@pytest.fixture(scope="module")
+def storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Storage]:
+    root: Path = tmp_path_factory.mktemp("replicas")
+    store = Storage.open(f"chdb://{root / 'ch'}", f"file://{root / 'blobs'}")
+    yield store
+    store.close()
+
+
+def post(run_id: uuid.UUID) -> bytes:
+    fields = {
+        "id": str(run_id),
+        "name": "r",
+        "run_type": "chain",
+        "start_time": "2026-11-01T00:00:00.000000+00:00",
+        "inputs": {"q": 1},
+        "session_name": "replicas",
+    }
+    return records.encode(T, [RunOp("post", run_id, fields)], [])
+
+
+def patch(run_id: uuid.UUID) -> bytes:
+    fields = {"id": str(run_id), "end_time": "2026-11-01T00:00:01.000000+00:00", "outputs": {"a": 2}}
+    return records.encode(T, [RunOp("patch", run_id, fields)], [])
+
+
+def stored(storage: Storage, run_id: uuid.UUID) -> dict[str, object]:
+    client = storage.clickhouse.client()
+    rows = client.query(
+        "SELECT status, inputs, outputs FROM runs FINAL WHERE tenant_id = {t:UUID} AND id = {id:UUID}",
+        parameters={"t": T, "id": run_id},
+    ).named_results()
+    pending = client.query(
+        "SELECT count() FROM pending_runs FINAL WHERE tenant_id = {t:UUID} AND id = {id:UUID}",
+        parameters={"t": T, "id": run_id},
+    ).result_rows[0][0]
+    (row,) = list(rows)
+    return {**row, "pending": pending}
+
+
+DONE = {"status": "success", "inputs": '{"q":1}', "outputs": '{"a":2}', "pending": 0}
+
+
+@pytest.mark.parametrize("cache_runs", [50_000, 0])
+@pytest.mark.parametrize("order", ["post-then-patch", "patch-then-post"])
+def test_post_and_patch_on_different_replicas(storage: Storage, order: str, cache_runs: int) -> None:
+    a = Flusher(storage, FlushOptions(cache_runs=cache_runs))
+    b = Flusher(storage, FlushOptions(cache_runs=cache_runs))
+    run_id = uuid.uuid4()
+    if order == "post-then-patch":
+        a([post(run_id)])
+        b([patch(run_id)])
+    else:
+        b([patch(run_id)])
+        a([post(run_id)])
+    assert stored(storage, run_id) == DONE
+
+
+def test_race_both_look_before_either_writes(storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    a = Flusher(storage, FlushOptions())
+    b = Flusher(storage, FlushOptions())
+    run_id = uuid.uuid4()
+    looked = a.runs.pending
+
+    def look_then_let_b_write(tenant_id: uuid.UUID, ids: object) -> dict[uuid.UUID, str]:
+        found = looked(tenant_id, ids)  # A looks: nothing pending yet ...
+        b([patch(run_id)])  # ... B looks (no run yet) and parks the patch as pending ...
+        return found  # ... then A writes the run without it.
+
+    monkeypatch.setattr(a.runs, "pending", look_then_let_b_write)
+    a([post(run_id)])
+    monkeypatch.undo()
+    raced = stored(storage, run_id)
+    assert raced["outputs"] is None and raced["pending"] == 1, "the race happened"
+    assert a.reconcile(min_age=0) >= 1
+    assert stored(storage, run_id) == DONE, "reconciliation merged the parked patch and retired it"
