@@ -31,7 +31,9 @@ class IngestService:
         self.decoder = DecodePool(options.decode_workers)
         self.router = APIRouter()
         self.router.include_router(build_router(self.pipeline, self.decoder, max_body_bytes=options.max_body_bytes))
-        self.router.include_router(otlp_api.build_router(self.pipeline, max_body_bytes=options.max_body_bytes))
+        self.router.include_router(
+            otlp_api.build_router(self.pipeline, self.decoder, max_body_bytes=options.max_body_bytes)
+        )
 
     def start(self) -> None:
         self.decoder.start()

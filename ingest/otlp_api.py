@@ -6,11 +6,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
-from starlette.concurrency import run_in_threadpool
 
 from ingest import otlp
-from ingest.body import read_body
+from ingest.body import content_encoding, read_raw
+from ingest.otlp.worker import decode_spans
 from ingest.pipeline import Pipeline
+from ingest.workers import DecodePool
 from schemas import Tenant
 from schemas.tenancy import current_tenant
 
@@ -23,12 +24,11 @@ _BODY = {
 }
 
 
-def build_router(pipeline: Pipeline, *, max_body_bytes: int, links: otlp.TraceLinks | None = None) -> APIRouter:
+def build_router(
+    pipeline: Pipeline, decoder: DecodePool, *, max_body_bytes: int, links: otlp.TraceLinks | None = None
+) -> APIRouter:
     router = APIRouter(tags=["otlp"])
     trace_links = links or otlp.TraceLinks()
-
-    def decode_and_map(body: bytes, encoding: otlp.Encoding, tenant: Tenant, project: str | None) -> otlp.Mapped:
-        return otlp.map_request(otlp.parse(body, encoding), tenant_id=tenant.id, links=trace_links, project=project)
 
     @router.post(
         "/otel/v1/traces",
@@ -38,9 +38,10 @@ def build_router(pipeline: Pipeline, *, max_body_bytes: int, links: otlp.TraceLi
     )
     async def export_traces(request: Request, tenant: CurrentTenant) -> Response:
         encoding = otlp.encoding_of(request.headers.get("content-type"))
-        body = await read_body(request, max_bytes=max_body_bytes)
+        body = await read_raw(request, max_bytes=max_body_bytes)
         project = request.headers.get("langsmith-project", "").strip() or None
-        mapped = await run_in_threadpool(decode_and_map, body, encoding, tenant, project)
+        spans = await decoder.run(decode_spans, body, content_encoding(request), encoding, project, max_body_bytes)
+        mapped = otlp.link(spans, tenant_id=tenant.id, links=trace_links)  # cheap; the state lives here
         try:
             await pipeline.submit(tenant, mapped.ops)
         except BaseException:

@@ -46,12 +46,24 @@ _MAX_REJECTION_NOTES = 5
 
 
 @dataclass(slots=True)
-class Mapped:
-    ops: list[RunOp] = field(default_factory=list)
+class Node:
+    """One span as a run, before linking. Picklable: decode workers send these back to the server process."""
+
+    trace_id: bytes
+    span_id: bytes
+    parent_span_id: bytes  # b"" for a root
+    start: datetime
+    fields: dict[str, Any]
+    run_id: uuid.UUID = _NIL
+
+
+@dataclass(slots=True)
+class Spans:
+    """A request's valid spans as runs (ids assigned, tree not yet linked), and why the others were rejected."""
+
+    nodes: list[Node] = field(default_factory=list)
     rejected: int = 0
-    notes: list[str] = field(default_factory=list)  # why spans were rejected, the first few
-    # (trace, parent span, child run) of every patch: waiting again if the ops cannot be submitted
-    released: list[tuple[TraceKey, bytes, uuid.UUID]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # the first few reasons
 
     def reject(self, note: str) -> None:
         self.rejected += 1
@@ -60,13 +72,12 @@ class Mapped:
 
 
 @dataclass(slots=True)
-class _Node:
-    trace_id: bytes
-    span_id: bytes
-    parent_span_id: bytes  # b"" for a root
-    start: datetime
-    fields: dict[str, Any]
-    run_id: uuid.UUID = _NIL
+class Mapped:
+    ops: list[RunOp]
+    rejected: int
+    notes: list[str]
+    # (trace, parent span, child run) of every patch: waiting again if the ops cannot be submitted
+    released: list[tuple[TraceKey, bytes, uuid.UUID]]
 
 
 def to_time(unix_nano: int) -> datetime:
@@ -88,10 +99,14 @@ def map_request(
     links: TraceLinks,
     project: str | None = None,
 ) -> Mapped:
-    """Posts for every valid span (invalid ones are counted and described, the rest kept), then patches for
-    children of earlier requests whose parent is in this one. `project` is the `Langsmith-Project` header."""
-    mapped = Mapped()
-    nodes: dict[tuple[bytes, bytes], _Node] = {}
+    return link(to_runs(request, project=project), tenant_id=tenant_id, links=links)
+
+
+def to_runs(request: ExportTraceServiceRequest, *, project: str | None = None) -> Spans:
+    """Every valid span as a run (invalid ones are counted and described, the rest kept). Stateless, so it can
+    run in a decode worker. `project` is the `Langsmith-Project` header."""
+    out = Spans()
+    unique: dict[tuple[bytes, bytes], Node] = {}  # a span sent twice in one request is one run (the last copy)
     for resource_spans in request.resource_spans:
         resource = attributes(resource_spans.resource.attributes)
         runtime = {key: resource[attr] for attr, key in _RUNTIME.items() if attr in resource}
@@ -103,18 +118,27 @@ def map_request(
             for span in scope_spans.spans:
                 problem = _invalid(span)
                 if problem is not None:
-                    mapped.reject(problem)
+                    out.reject(problem)
                     continue
                 try:
                     node = _node(span, resource, otel_scope, scope_runtime, project or resource_project)
                 except (TypeError, ValueError, AttributeError) as exc:  # one odd span must not cost the others
-                    mapped.reject(f"span {span.name!r:.80}: cannot be mapped: {exc}")
+                    out.reject(f"span {span.name!r:.80}: cannot be mapped: {exc}")
                     continue
-                nodes[(node.trace_id, node.span_id)] = node
-    _assign_ids(nodes)
-    mapped.ops.extend(RunOp(kind="post", run_id=node.run_id, fields=node.fields) for node in nodes.values())
-    mapped.ops.extend(_link(nodes, links, tenant_id, mapped.released))
-    return mapped
+                unique[(node.trace_id, node.span_id)] = node
+    out.nodes = list(unique.values())
+    _assign_ids(out.nodes)
+    return out
+
+
+def link(spans: Spans, *, tenant_id: uuid.UUID, links: TraceLinks) -> Mapped:
+    """Posts for the runs, with parents and dotted orders where they can be known now, then patches for
+    children of earlier requests whose parent is in this one."""
+    nodes = {(node.trace_id, node.span_id): node for node in spans.nodes}
+    released: list[tuple[TraceKey, bytes, uuid.UUID]] = []
+    patches = _link(nodes, links, tenant_id, released)
+    posts = [RunOp(kind="post", run_id=node.run_id, fields=node.fields) for node in nodes.values()]
+    return Mapped(ops=posts + patches, rejected=spans.rejected, notes=spans.notes, released=released)
 
 
 def _invalid(span: Span) -> str | None:
@@ -135,7 +159,7 @@ def _node(
     scope: dict[str, Any],
     runtime: dict[str, Any],
     default_project: str | None,
-) -> _Node:
+) -> Node:
     attrs = span_attributes(span.attributes)
     events = [
         {"name": e.name, "time": format_time(to_time(e.time_unix_nano)), "kwargs": attributes(e.attributes)}
@@ -201,7 +225,7 @@ def _node(
         extra["invocation_params"] = params
     fields["extra"] = extra
     fields["events"] = [e for e in events if e["name"] not in _MESSAGE_EVENTS]
-    return _Node(span.trace_id, span.span_id, span.parent_span_id, start, fields)
+    return Node(span.trace_id, span.span_id, span.parent_span_id, start, fields)
 
 
 def _error(span: Span, events: list[dict[str, Any]]) -> str | None:
@@ -227,12 +251,12 @@ def _is_uuid(text: str) -> bool:
     return True
 
 
-def _assign_ids(nodes: dict[tuple[bytes, bytes], _Node]) -> None:
+def _assign_ids(nodes: list[Node]) -> None:
     """A root span's run id is the trace UUID (the first root of a trace, if a request carries two); every
     other span's is derived from (trace id, span id)."""
     traces: dict[bytes, tuple[uuid.UUID, str]] = {}
     roots: set[bytes] = set()
-    for node in nodes.values():
+    for node in nodes:
         trace = traces.get(node.trace_id)
         if trace is None:
             trace_id = ids.trace_uuid(node.trace_id)
@@ -247,7 +271,7 @@ def _assign_ids(nodes: dict[tuple[bytes, bytes], _Node]) -> None:
 
 
 def _link(
-    nodes: dict[tuple[bytes, bytes], _Node],
+    nodes: dict[tuple[bytes, bytes], Node],
     links: TraceLinks,
     tenant_id: uuid.UUID,
     released: list[tuple[TraceKey, bytes, uuid.UUID]],
@@ -283,7 +307,7 @@ def _link(
 
 
 def _dotted_order(
-    key: tuple[bytes, bytes], nodes: dict[tuple[bytes, bytes], _Node], memo: dict[tuple[bytes, bytes], str | None]
+    key: tuple[bytes, bytes], nodes: dict[tuple[bytes, bytes], Node], memo: dict[tuple[bytes, bytes], str | None]
 ) -> str | None:
     """The chain of segments up to the root, when the whole chain is in this request (iterative: chains can
     be long, and a cycle in hostile input must end)."""
