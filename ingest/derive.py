@@ -30,16 +30,22 @@ def segment(start_time: datetime, run_id: str) -> str:
 
 
 def ancestry(state: dict[str, Any], parent: dict[str, Any] | None, start: datetime) -> tuple[str, str, list[str]]:
-    """(trace_id, dotted_order, parent_run_ids). A client's dotted order is kept; one the server derived earlier
-    is derived again when it no longer ends under the run's parent (a parent learnt later, e.g. OTLP children
-    exported before their parent). The parent's own dotted order prefixes the run's segment; a parent not
-    seen yet leaves a dotted order rooted at the run itself, which still sorts siblings by start time."""
+    """(trace_id, dotted_order, parent_run_ids). A dotted order is kept while it is consistent with the run's
+    parent: a client's always is. One the server derived earlier is derived again once the parent is known or
+    its own dotted order changed (parents learnt later, e.g. OTLP children exported before their parents).
+    A parent not seen yet leaves a dotted order rooted at the run itself, which still sorts siblings."""
     run_id = state["id"]
     parent_id = state.get("parent_run_id")
     dotted = state.get("dotted_order")
-    if dotted is None or (parent_id is not None and not is_under(dotted, parent_id)):
+    parent_dotted = parent.get("dotted_order") if parent is not None else None
+    if parent_id is None:
+        stale = dotted is None
+    elif parent_dotted:
+        stale = dotted is None or not dotted.startswith(parent_dotted + ".")
+    else:
+        stale = dotted is None or not is_under(dotted, parent_id)
+    if stale:
         own = segment(start, run_id)
-        parent_dotted = parent.get("dotted_order") if parent is not None else None
         dotted = f"{parent_dotted}.{own}" if parent_id is not None and parent_dotted else own
     ancestors = [s[22:] for s in dotted.split(".")[:-1]]
     if parent_id is not None and (not ancestors or ancestors[-1] != parent_id):

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from ingest import derive, merge, records
 from ingest.validate import format_time
@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 _OFFLOADED = ("inputs", "outputs", "events", "extra")
 _JSON_DEFAULTS = {"inputs": "{}", "extra": "{}", "events": "[]"}
 
+_MAX_DEPTH = 100  # bound on re-deriving descendants after a dotted order changed
 _SESSION, _START = RUN_COLUMNS.index("session_id"), RUN_COLUMNS.index("start_time")
 _VERSION, _DELETED = RUN_COLUMNS.index("version"), RUN_COLUMNS.index("is_deleted")
 
@@ -45,30 +46,37 @@ class FlushOptions:
     upload_threads: int = 8
 
 
-class StateCache:
-    """LRU of open runs' states (bounded by count); only this process's batcher writes through it."""
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class Lru(Generic[K, V]):
+    """A bounded map that forgets the least recently used entries; only this process's batcher uses it."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._data: OrderedDict[tuple[uuid.UUID, uuid.UUID], dict[str, Any]] = OrderedDict()
+        self._data: OrderedDict[K, V] = OrderedDict()
 
-    def get(self, key: tuple[uuid.UUID, uuid.UUID]) -> dict[str, Any] | None:
-        state = self._data.get(key)
-        if state is not None:
+    def get(self, key: K) -> V | None:
+        value = self._data.get(key)
+        if value is not None:
             self._data.move_to_end(key)
-        return state
+        return value
 
-    def put(self, key: tuple[uuid.UUID, uuid.UUID], state: dict[str, Any]) -> None:
-        self._data[key] = state
+    def put(self, key: K, value: V) -> None:
+        self._data[key] = value
         self._data.move_to_end(key)
         while len(self._data) > self.capacity:
             self._data.popitem(last=False)
 
-    def drop(self, key: tuple[uuid.UUID, uuid.UUID]) -> None:
+    def drop(self, key: K) -> None:
         self._data.pop(key, None)
 
     def __len__(self) -> int:
         return len(self._data)
+
+
+RunKey = tuple[uuid.UUID, uuid.UUID]  # (tenant id, run id)
 
 
 class Flusher:
@@ -76,7 +84,11 @@ class Flusher:
         self.storage = storage
         self.options = options
         self.runs = RunStore(storage.clickhouse)
-        self.cache = StateCache(options.cache_runs)
+        self.cache: Lru[RunKey, dict[str, Any]] = Lru(options.cache_runs)  # open runs, for their patch
+        # Parents that children named before the parent itself was stored (OTLP exports children first): when
+        # one arrives, those children's dotted orders are derived again. In memory: after a restart such
+        # children keep a dotted order rooted at themselves (parent_run_id is still right).
+        self.awaited: Lru[RunKey, bool] = Lru(100_000)
         self.feedback = feedback
         self._uploads = ThreadPoolExecutor(max_workers=options.upload_threads, thread_name_prefix="blob-upload")
 
@@ -91,7 +103,11 @@ class Flusher:
             ops_by_tenant[tenant_id].extend(ops)
             feedback_by_tenant[tenant_id].extend(feedback)
         for tenant_id, ops in ops_by_tenant.items():
-            self._write_runs(tenant_id, ops)
+            changed = self._write_runs(tenant_id, ops)
+            for _depth in range(_MAX_DEPTH):  # descendants follow a dotted order that changed
+                if not changed:
+                    break
+                changed = self._write_runs(tenant_id, [], rederive=self.runs.children(tenant_id, changed))
         if self.feedback is not None:
             for tenant_id, items in feedback_by_tenant.items():
                 if items:
@@ -128,30 +144,40 @@ class Flusher:
             self._write_runs(tenant_id, ops, retire={op.run_id for op in ops})
         return len(found)
 
-    def _write_runs(self, tenant_id: uuid.UUID, ops: list[RunOp], retire: set[uuid.UUID] = frozenset()) -> None:
-        states = self._states(tenant_id, {op.run_id for op in ops})
-        before = dict(states)
+    def _write_runs(
+        self,
+        tenant_id: uuid.UUID,
+        ops: list[RunOp],
+        retire: set[uuid.UUID] = frozenset(),
+        rederive: set[uuid.UUID] = frozenset(),
+    ) -> list[dict[str, Any]]:
+        """Apply `ops` (and re-derive the stored runs in `rederive`), write the new versions; returns the
+        stored runs whose dotted order changed, whose children must follow."""
+        touched = {op.run_id for op in ops} | set(rederive)
+        states = self._states(tenant_id, touched)
+        before = {run_id: (state or {}).get("dotted_order") for run_id, state in states.items()}
+        pending_before = {run_id for run_id, state in states.items() if state is not None and not state[merge.HAS_POST]}
         for op in ops:
             states[op.run_id] = merge.apply(states[op.run_id], op)
-        touched = {op.run_id for op in ops}
-        parents = self._parents(tenant_id, {run_id: states[run_id] for run_id in touched}, states)
+        touched = {run_id for run_id in touched if states.get(run_id) is not None}
+        parents = self._parents(tenant_id, {run_id: states[run_id] for run_id in touched}, states, rederive)
 
         version = time.time_ns()
         rows: list[list[Any]] = []
         pending_rows: list[list[Any]] = []
         uploads: list[tuple[str, bytes, str, bool]] = []
         finished: dict[uuid.UUID, dict[str, Any]] = {}
-        for run_id in touched:
+        changed: list[dict[str, Any]] = []
+        for run_id in _parents_first(touched, states):
             state = states[run_id]
             assert state is not None
-            old = before[run_id]
             if not state[merge.HAS_POST]:
                 key_prefix = f"{tenant_id}/pending/{run_id}"
                 _stage_attachments(state, key_prefix, uploads)
                 pending_rows.append([tenant_id, run_id, jsonutil.dumps_str(state), version, 0])
                 finished[run_id] = state
                 continue
-            if run_id in retire or (old is not None and not old[merge.HAS_POST]):
+            if run_id in retire or run_id in pending_before:
                 pending_rows.append([tenant_id, run_id, "", version, 1])  # merged now: retire the pending entry
             if "_session" not in state:
                 state["_session"] = str(self._project(tenant_id, state))
@@ -159,6 +185,11 @@ class Flusher:
             parent_id = state.get("parent_run_id")
             parent = (states.get(uuid.UUID(parent_id)) or parents.get(parent_id)) if parent_id else None
             trace_id, dotted, ancestors = derive.ancestry(state, parent, start)
+            if parent_id and parent is None:
+                self.awaited.put((tenant_id, uuid.UUID(parent_id)), True)  # its children must follow it later
+            if before.get(run_id) not in (None, dotted) or self.awaited.get((tenant_id, run_id)):
+                self.awaited.drop((tenant_id, run_id))
+                changed.append(state)
             state.update(trace_id=trace_id, dotted_order=dotted)
             prefix = f"{tenant_id}/{state['_session']}/{trace_id}/{run_id}"
             _stage_attachments(state, f"{prefix}/attachments", uploads)
@@ -185,19 +216,24 @@ class Flusher:
                 self.cache.drop(key)
             else:
                 self.cache.put(key, state)
+        return changed
 
     def _parents(
         self,
         tenant_id: uuid.UUID,
         touched: dict[uuid.UUID, dict[str, Any] | None],
         states: dict[uuid.UUID, dict[str, Any] | None],
+        rederive: set[uuid.UUID],
     ) -> dict[str, dict[str, Any]]:
-        """States of parents needed to derive a missing dotted order or trace id, not already at hand."""
+        """States of parents needed to derive a dotted order or trace id (always for runs being re-derived
+        because an ancestor changed), when not already at hand."""
         wanted = set()
-        for state in touched.values():
+        for run_id, state in touched.items():
             parent_id = state.get("parent_run_id") if state else None
             dotted = state.get("dotted_order") if state else None
-            if parent_id and (not dotted or not derive.is_under(dotted, parent_id) or not state.get("trace_id")):
+            if parent_id and (
+                run_id in rederive or not dotted or not derive.is_under(dotted, parent_id) or not state.get("trace_id")
+            ):
                 pid = uuid.UUID(parent_id)
                 if states.get(pid) is None:
                     wanted.add(pid)
@@ -293,6 +329,23 @@ class Flusher:
             version,
             0,
         ]
+
+
+def _parents_first(ids: set[uuid.UUID], states: dict[uuid.UUID, dict[str, Any] | None]) -> list[uuid.UUID]:
+    """`ids` ordered so that a run comes after its parent when both are in the batch: a child's dotted order is
+    derived from its parent's, which may itself be derived in this batch."""
+    ordered: list[uuid.UUID] = []
+    seen: set[uuid.UUID] = set()
+    for run_id in ids:
+        chain = []
+        current: uuid.UUID | None = run_id
+        while current is not None and current in ids and current not in seen:
+            seen.add(current)
+            chain.append(current)
+            parent = (states.get(current) or {}).get("parent_run_id")
+            current = uuid.UUID(parent) if parent else None
+        ordered.extend(reversed(chain))
+    return ordered
 
 
 def _time_or_none(value: str | None) -> datetime | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from storage.clickhouse import ClickHouse
@@ -128,3 +129,27 @@ class RunStore:
             "WHERE (tenant_id, id) IN {keys:Array(Tuple(UUID, UUID))})",
             parameters={"keys": pending},
         ).result_rows
+
+    def children(self, tenant_id: uuid.UUID, parents: list[dict[str, Any]]) -> set[uuid.UUID]:
+        """Ids of the stored children of these runs (given as states: id, trace_id, _session, start_time).
+        Reads the parents' projects from their start on (less a clock-skew margin) through the trace_id index."""
+        if not parents:
+            return set()
+        earliest = min(datetime.fromisoformat(p["start_time"]) for p in parents) - timedelta(minutes=5)
+        rows = (
+            self._ch.client()
+            .query(
+                "SELECT id FROM runs FINAL WHERE tenant_id = {t:UUID} AND session_id IN {sessions:Array(UUID)} "
+                "AND start_time >= {since:DateTime64(6, 'UTC')} AND trace_id IN {traces:Array(UUID)} "
+                "AND parent_run_id IN {ids:Array(UUID)}",
+                parameters={
+                    "t": tenant_id,
+                    "sessions": list({p["_session"] for p in parents}),
+                    "since": earliest,
+                    "traces": list({p["trace_id"] for p in parents}),
+                    "ids": [p["id"] for p in parents],
+                },
+            )
+            .result_rows
+        )
+        return {row[0] for row in rows}

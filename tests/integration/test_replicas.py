@@ -98,3 +98,42 @@ def test_race_both_look_before_either_writes(storage: Storage, monkeypatch: pyte
     assert raced["outputs"] is None and raced["pending"] == 1, "the race happened"
     assert a.reconcile(min_age=0) >= 1
     assert stored(storage, run_id) == DONE, "reconciliation merged the parked patch and retired it"
+
+
+def test_children_stored_before_their_parents_follow_them(storage: Storage) -> None:
+    """OTLP exporters send spans as they end: grandchild, then child, then root, in separate batches and
+    without dotted orders. Once the root is stored, every descendant's ancestry is complete."""
+    flusher = Flusher(storage, FlushOptions())
+    trace, child, grandchild = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+
+    def span(run_id: uuid.UUID, parent: uuid.UUID | None, second: int) -> bytes:
+        fields = {
+            "id": str(run_id),
+            "trace_id": str(trace),
+            "name": str(second),
+            "run_type": "chain",
+            "start_time": f"2026-11-01T00:00:0{second}.000000+00:00",
+            "end_time": "2026-11-01T00:00:09.000000+00:00",
+            "session_name": "late",
+        }
+        if parent:
+            fields["parent_run_id"] = str(parent)
+        return records.encode(T, [RunOp("post", run_id, fields)], [])
+
+    flusher([span(grandchild, child, 3)])
+    flusher([span(child, trace, 2)])
+    flusher([span(trace, None, 1)])
+    rows = (
+        storage.clickhouse.client()
+        .query(
+            "SELECT id, dotted_order, parent_run_ids FROM runs FINAL "
+            "WHERE tenant_id = {t:UUID} AND trace_id = {tr:UUID}",
+            parameters={"t": T, "tr": trace},
+        )
+        .result_rows
+    )
+    by_id = {row[0]: row for row in rows}
+    assert by_id[grandchild][2] == [trace, child]
+    root_dotted = by_id[trace][1]
+    assert by_id[child][1].startswith(root_dotted + ".")
+    assert by_id[grandchild][1].startswith(by_id[child][1] + ".")
