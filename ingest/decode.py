@@ -12,6 +12,7 @@ from typing import Any
 from ingest.multipart import Part
 from ingest.validate import invalid, normalise, parse_uuid
 from schemas import ApiError, jsonutil
+from schemas.feedback import validate_feedback
 from schemas.runs import PAYLOAD_FIELDS, OpKind, RunOp
 
 
@@ -66,8 +67,12 @@ def from_multipart(parts: list[Part]) -> Decoded:
             entry.attachments[pieces[2]] = (part.content_type, part.data)
         elif head == "feedback" and len(pieces) == 2:
             item = _json(part.data, part.name)
-            if not isinstance(item, dict):
-                raise invalid(part.name, "body", "must be a JSON object")
+            try:
+                validate_feedback(item)  # checked now so a bad part rejects the request; stored as sent
+            except ApiError as error:
+                raise ApiError(
+                    422, f"{part.name}: {error.message}", detail={"part": part.name, **error.detail}
+                ) from None
             decoded.feedback.append(item)
         else:
             raise _unknown(part.name)

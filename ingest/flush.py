@@ -11,7 +11,6 @@ import logging
 import time
 import uuid
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,13 +34,10 @@ _MAX_DEPTH = 100  # bound on re-deriving descendants after a dotted order change
 _SESSION, _START = RUN_COLUMNS.index("session_id"), RUN_COLUMNS.index("start_time")
 _VERSION, _DELETED = RUN_COLUMNS.index("version"), RUN_COLUMNS.index("is_deleted")
 
-FeedbackSink = Callable[[uuid.UUID, list[dict[str, Any]]], None]
-
 
 @dataclass(frozen=True, slots=True)
 class FlushOptions:
     blob_offload_bytes: int = 20 * 1024
-    ttl_days: int = 14
     cache_runs: int = 50_000  # open runs kept in memory for their patch
     upload_threads: int = 8
 
@@ -80,7 +76,7 @@ RunKey = tuple[uuid.UUID, uuid.UUID]  # (tenant id, run id)
 
 
 class Flusher:
-    def __init__(self, storage: Storage, options: FlushOptions, *, feedback: FeedbackSink | None = None) -> None:
+    def __init__(self, storage: Storage, options: FlushOptions) -> None:
         self.storage = storage
         self.options = options
         self.runs = RunStore(storage.clickhouse)
@@ -89,7 +85,6 @@ class Flusher:
         # one arrives, those children's dotted orders are derived again. In memory: after a restart such
         # children keep a dotted order rooted at themselves (parent_run_id is still right).
         self.awaited: Lru[RunKey, bool] = Lru(100_000)
-        self.feedback = feedback
         self._uploads = ThreadPoolExecutor(max_workers=options.upload_threads, thread_name_prefix="blob-upload")
 
     def close(self) -> None:
@@ -108,10 +103,9 @@ class Flusher:
                 if not changed:
                     break
                 changed = self._write_runs(tenant_id, [], rederive=self.runs.children(tenant_id, changed))
-        if self.feedback is not None:
-            for tenant_id, items in feedback_by_tenant.items():
-                if items:
-                    self.feedback(tenant_id, items)
+        for tenant_id, items in feedback_by_tenant.items():
+            if items:
+                self.storage.feedback.ingest(tenant_id, items)
 
     # -- the run path ------------------------------------------------------------------------------------
 
@@ -246,7 +240,7 @@ class Flusher:
         projects = self.storage.projects
         if state.get("session_id"):
             project_id = uuid.UUID(state["session_id"])
-            if projects.get(tenant_id, project_id) is None:
+            if projects.cached(tenant_id, project_id) is None:
                 return projects.resolve_name(tenant_id, state.get("session_name") or DEFAULT_PROJECT_NAME)
             return project_id
         return projects.resolve_name(tenant_id, state.get("session_name") or DEFAULT_PROJECT_NAME)
@@ -325,7 +319,7 @@ class Flusher:
             tokens.get("completion_token_details", ""),
             tokens.get("prompt_cost_details", ""),
             tokens.get("completion_cost_details", ""),
-            self.options.ttl_days,
+            max(state.get("_ttl", 0), self.storage.retention.days(tenant_id, uuid.UUID(state["_session"]))[0]),
             version,
             0,
         ]
@@ -394,6 +388,7 @@ def state_from_row(row: dict[str, Any], blobs: BlobStore) -> dict[str, Any]:
         "tags": list(row["tags"]),
     }
     state["_stored_key"] = [state["_session"], state["start_time"]]
+    state["_ttl"] = row["ttl_days"]  # kept: the trace may have been upgraded to long-lived
     if row["parent_run_id"] is not None:
         state["parent_run_id"] = str(row["parent_run_id"])
     if row["end_time"] is not None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest import records
-from ingest.flush import FeedbackSink, Flusher, FlushOptions
+from ingest.flush import Flusher, FlushOptions
 from schemas import Tenant
 from schemas.runs import RunOp
 from storage import Storage
@@ -26,9 +26,9 @@ class PipelineOptions:
 
 
 class Pipeline:
-    def __init__(self, storage: Storage, options: PipelineOptions, *, feedback: FeedbackSink | None = None) -> None:
+    def __init__(self, storage: Storage, options: PipelineOptions) -> None:
         self.spool = Spool(options.spool_dir, max_bytes=options.spool_max_bytes)
-        self.flusher = Flusher(storage, options.flush, feedback=feedback)
+        self.flusher = Flusher(storage, options.flush)
         self.batcher = Batcher(
             self.spool,
             self.flusher,

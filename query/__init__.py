@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from query import runs_api, sharing, threads, trees
+from query import feedback_api, projects_api, runs_api, sharing, stats_api, threads, trees
 from query.run_reads import RunReads
 from storage import Storage
 
@@ -25,6 +25,8 @@ class QueryService:
         self.runs = RunReads(storage, options.secret_key)
         for routes in (runs_api, trees, threads, sharing):
             self.router.include_router(routes.router(self.runs))
+        for api in (projects_api, feedback_api, stats_api):
+            self.router.include_router(api.router(storage))
 
     def start(self) -> None:
         pass

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from storage import migrations
 from storage.blobs import BlobStore, open_blob_store
 from storage.clickhouse import ClickHouse, Target
+from storage.feedback import FeedbackRepository
 from storage.projects import ProjectRepository
+from storage.retention import Retention
 
 
 @dataclass
@@ -17,6 +19,8 @@ class Storage:
     clickhouse: ClickHouse
     blobs: BlobStore
     projects: ProjectRepository
+    feedback: FeedbackRepository
+    retention: Retention
 
     @classmethod
     def open(
@@ -28,6 +32,8 @@ class Storage:
         s3_region: str | None = None,
         cluster: str | None = None,
         migrate: bool = True,
+        short_ttl_days: int = 14,
+        long_ttl_days: int = 400,
     ) -> Storage:
         ch = ClickHouse(Target.parse(clickhouse_url), cluster=cluster)
         if ch.target.kind == "http":
@@ -35,7 +41,10 @@ class Storage:
         if migrate:
             migrations.apply(ch)
         blobs = open_blob_store(blob_url, s3_endpoint_url=s3_endpoint_url, s3_region=s3_region)
-        return cls(clickhouse=ch, blobs=blobs, projects=ProjectRepository(ch))
+        projects = ProjectRepository(ch)
+        retention = Retention(ch, projects, short_days=short_ttl_days, long_days=long_ttl_days)
+        feedback = FeedbackRepository(ch, on_feedback=retention.upgrade)
+        return cls(clickhouse=ch, blobs=blobs, projects=projects, feedback=feedback, retention=retention)
 
     def close(self) -> None:
         self.clickhouse.close()

@@ -42,10 +42,16 @@ class ProjectRepository:
     def __init__(self, ch: ClickHouse) -> None:
         self._ch = ch
         self._by_name: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
+        self._by_id: dict[tuple[uuid.UUID, uuid.UUID], Project | None] = {}
         self._lock = threading.RLock()
 
-    def _rows(self, tenant_id: uuid.UUID, where: str = "", params: dict[str, Any] | None = None) -> list[Project]:
-        sql = f"SELECT {_SELECT} FROM projects FINAL WHERE tenant_id = {{tenant:UUID}} {where} ORDER BY start_time, id"
+    def _rows(
+        self, tenant_id: uuid.UUID, where: str = "", params: dict[str, Any] | None = None, page: str = ""
+    ) -> list[Project]:
+        sql = (
+            f"SELECT {_SELECT} FROM projects FINAL WHERE tenant_id = {{tenant:UUID}} {where} "
+            f"ORDER BY start_time, id {page}"
+        )
         result = self._ch.client().query(sql, parameters={"tenant": tenant_id, **(params or {})})
         return [_project(dict(zip(_COLUMNS, row, strict=False))) for row in result.result_rows]
 
@@ -57,8 +63,51 @@ class ProjectRepository:
         found = self._rows(tenant_id, "AND name = {name:String}", {"name": name})
         return found[0] if found else None
 
-    def list(self, tenant_id: uuid.UUID) -> list[Project]:
-        return self._rows(tenant_id)
+    def cached(self, tenant_id: uuid.UUID, project_id: uuid.UUID) -> Project | None:
+        """`get` through a cache dropped on every write here (ingest asks for every batch)."""
+        key = (tenant_id, project_id)
+        if key not in self._by_id:
+            self._by_id[key] = self.get(tenant_id, project_id)
+        return self._by_id[key]
+
+    def list(
+        self,
+        tenant_id: uuid.UUID,
+        *,
+        ids: list[uuid.UUID] | None = None,
+        name: str | None = None,
+        name_contains: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        reference_dataset_id: uuid.UUID | None = None,
+        reference_free: bool | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Project]:
+        conds: list[str] = []
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        if ids:
+            conds.append("AND id IN {ids:Array(UUID)}")
+            params["ids"] = ids
+        if name is not None:
+            conds.append("AND name = {name:String}")
+            params["name"] = name
+        if name_contains:
+            conds.append("AND positionCaseInsensitiveUTF8(name, {contains:String}) > 0")
+            params["contains"] = name_contains
+        for index, (key, value) in enumerate((metadata or {}).items()):
+            conds.append(f"AND JSONExtractRaw(extra, 'metadata', {{mk{index}:String}}) = {{mv{index}:String}}")
+            params[f"mk{index}"], params[f"mv{index}"] = str(key), orjson.dumps(value).decode()
+        if reference_dataset_id is not None:
+            conds.append("AND reference_dataset_id = {dataset:UUID}")
+            params["dataset"] = reference_dataset_id
+        if reference_free is not None:
+            conds.append(
+                "AND reference_dataset_id IS NULL" if reference_free else "AND reference_dataset_id IS NOT NULL"
+            )
+        return self._rows(tenant_id, " ".join(conds), params, "LIMIT {limit:UInt32} OFFSET {offset:UInt32}")
+
+    def delete(self, project: Project) -> None:
+        self.save(project, deleted=True)
 
     def save(self, project: Project, *, deleted: bool = False) -> None:
         row = [
@@ -78,6 +127,7 @@ class ProjectRepository:
         self._ch.client().insert("projects", [row], column_names=_COLUMNS)
         with self._lock:
             self._by_name = {k: v for k, v in self._by_name.items() if v != project.id}
+            self._by_id.pop((project.tenant_id, project.id), None)
 
     def resolve_name(self, tenant_id: uuid.UUID, name: str) -> uuid.UUID:
         """The id of the project called `name`, creating it on first use (runs may name unknown projects)."""

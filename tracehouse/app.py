@@ -87,6 +87,8 @@ def create_app(settings: Settings, service: Service = "all") -> FastAPI:
         s3_endpoint_url=settings.s3_endpoint_url,
         s3_region=settings.s3_region,
         cluster=settings.clickhouse_cluster,
+        short_ttl_days=settings.short_ttl_days,
+        long_ttl_days=settings.long_ttl_days,
     )
     storage.projects.ensure_default(DEFAULT_TENANT_ID)
     mounted: list[Mounted] = []
@@ -98,7 +100,6 @@ def create_app(settings: Settings, service: Service = "all") -> FastAPI:
             flush_max_bytes=settings.flush_max_bytes,
             flush=FlushOptions(
                 blob_offload_bytes=settings.blob_offload_bytes,
-                ttl_days=settings.short_ttl_days,
                 cache_runs=settings.merge_cache_runs,
             ),
         )

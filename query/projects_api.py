@@ -1,0 +1,205 @@
+"""Projects (`/sessions`, protocol §7): create, read by id or name, list, update, delete with cascade; stats
+computed in ClickHouse on request (`include_stats`)."""
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from query.run_reads import JsonBody, json_response
+from schemas import ApiError, Tenant, jsonutil
+from schemas.projects import DEFAULT_PROJECT_NAME, Project
+from schemas.tenancy import current_tenant
+from storage import Storage
+from storage.deletes import Deleter
+from storage.stats import RunStats
+
+CurrentTenant = Annotated[Tenant, Depends(current_tenant)]
+_FACETS_UP_TO = 10  # run facets cost one query per project: only for small result sets
+
+
+def project_json(project: Project) -> dict[str, Any]:
+    """TracerSession: `tenant_id` and `reference_dataset_id` must be present (the SDK requires the keys)."""
+    return {
+        "id": str(project.id),
+        "tenant_id": str(project.tenant_id),
+        "name": project.name,
+        "description": project.description,
+        "start_time": project.start_time.isoformat(),
+        "end_time": project.end_time.isoformat() if project.end_time else None,
+        "extra": project.extra,
+        "reference_dataset_id": str(project.reference_dataset_id) if project.reference_dataset_id else None,
+        "default_dataset_id": None,
+        "short_ttl_days": project.short_ttl_days,
+        "long_ttl_days": project.long_ttl_days,
+    }
+
+
+def _object(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise ApiError(422, "the body must be a JSON object")
+    return body
+
+
+def _uuid(value: Any, field: str) -> uuid.UUID | None:
+    if value is None:
+        return None
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise ApiError(422, f"{field} is not a valid UUID", detail={"field": field}) from None
+
+
+def _time(value: Any, field: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise ApiError(422, f"{field} is not an ISO 8601 timestamp", detail={"field": field}) from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+
+
+def _ttl(value: Any, field: str) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 36_500:
+        raise ApiError(422, f"{field} must be a number of days between 1 and 36500", detail={"field": field})
+    return value
+
+
+def _extra(body: dict[str, Any], current: dict[str, Any] | None) -> dict[str, Any] | None:
+    """`extra`, with a top-level `metadata` (as some clients send) folded into `extra.metadata`."""
+    extra = body.get("extra")
+    if extra is not None and not isinstance(extra, dict):
+        raise ApiError(422, "extra must be a JSON object", detail={"field": "extra"})
+    if body.get("metadata") is not None:
+        extra = {**(extra or current or {}), "metadata": body["metadata"]}
+    return extra
+
+
+def router(storage: Storage) -> APIRouter:
+    api = APIRouter(tags=["projects"])
+    projects = storage.projects
+    stats = RunStats(storage.clickhouse)
+    deleter = Deleter(storage.clickhouse, storage.blobs)
+
+    def with_stats(tenant_id: uuid.UUID, found: list[Project], include_stats: bool) -> list[dict[str, Any]]:
+        out = [project_json(p) for p in found]
+        if not include_stats or not found:
+            return out
+        ids = [p.id for p in found]
+        run_stats = stats.per_project(tenant_id, ids)
+        feedback = storage.feedback.stats_for_projects(tenant_id, ids)
+        for item, project in zip(out, found, strict=True):
+            item.update(run_stats.get(project.id) or stats.over(tenant_id, "0", {}, roots=True))
+            item["feedback_stats"] = feedback.get(project.id) or {}
+            item["session_feedback_stats"] = {}
+            item["run_facets"] = stats.facets(tenant_id, project.id) if len(found) <= _FACETS_UP_TO else []
+        return out
+
+    def existing(tenant: Tenant, project_id: uuid.UUID) -> Project:
+        project = projects.get(tenant.id, project_id)
+        if project is None:
+            raise ApiError(404, f"project {project_id} not found", detail={"project_id": str(project_id)})
+        return project
+
+    @api.post("/sessions", summary="Create a project (409 when the name exists, unless upsert)")
+    def create_project(tenant: CurrentTenant, body: JsonBody, upsert: bool = False) -> Response:
+        body = _object(body)
+        name = body.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise ApiError(422, "name is required", detail={"field": "name"})
+        found = projects.find_by_name(tenant.id, name)
+        if found is not None:
+            if not upsert:
+                raise ApiError(409, f"a project named {name!r} already exists", detail={"id": str(found.id)})
+            return json_response(project_json(found))
+        project_id = _uuid(body.get("id"), "id") or uuid.uuid4()
+        if projects.get(tenant.id, project_id) is not None:
+            raise ApiError(409, f"project {project_id} already exists under another name")
+        project = Project(
+            id=project_id,
+            tenant_id=tenant.id,
+            name=name,
+            description=body.get("description"),
+            start_time=_time(body.get("start_time"), "start_time") or datetime.now(UTC),
+            end_time=_time(body.get("end_time"), "end_time"),
+            extra=_extra(body, None) or {},
+            reference_dataset_id=_uuid(body.get("reference_dataset_id"), "reference_dataset_id"),
+            short_ttl_days=_ttl(body.get("short_ttl_days"), "short_ttl_days"),
+            long_ttl_days=_ttl(body.get("long_ttl_days"), "long_ttl_days"),
+        )
+        projects.save(project)
+        return json_response(project_json(project), status_code=201)
+
+    @api.get("/sessions", summary="List projects (an array; [] when a name is not found)")
+    def list_projects(
+        tenant: CurrentTenant,
+        name: str | None = None,
+        name_contains: str | None = None,
+        id: Annotated[list[uuid.UUID] | None, Query()] = None,
+        metadata: str | None = None,
+        reference_dataset: uuid.UUID | None = None,
+        reference_free: bool | None = None,
+        include_stats: bool = False,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> Response:
+        try:
+            wanted = jsonutil.loads(metadata) if metadata else None
+        except ValueError:
+            raise ApiError(422, "metadata must be a JSON object", detail={"field": "metadata"}) from None
+        if wanted is not None and not isinstance(wanted, dict):
+            raise ApiError(422, "metadata must be a JSON object", detail={"field": "metadata"})
+        found = projects.list(
+            tenant.id,
+            ids=id,
+            name=name,
+            name_contains=name_contains,
+            metadata=wanted,
+            reference_dataset_id=reference_dataset,
+            reference_free=reference_free,
+            limit=limit,
+            offset=offset,
+        )
+        return json_response(with_stats(tenant.id, found, include_stats))
+
+    @api.get("/sessions/{project_id}", summary="Read a project (404 when missing)")
+    def read_project(tenant: CurrentTenant, project_id: uuid.UUID, include_stats: bool = False) -> Response:
+        return json_response(with_stats(tenant.id, [existing(tenant, project_id)], include_stats)[0])
+
+    @api.patch("/sessions/{project_id}", summary="Update a project (null means unchanged)")
+    def update_project(tenant: CurrentTenant, project_id: uuid.UUID, body: JsonBody) -> Response:
+        body = _object(body)
+        project = existing(tenant, project_id)
+        changes: dict[str, Any] = {}
+        if body.get("name") is not None and body["name"] != project.name:
+            if projects.find_by_name(tenant.id, body["name"]) is not None:
+                raise ApiError(409, f"a project named {body['name']!r} already exists")
+            changes["name"] = body["name"]
+        if body.get("description") is not None:
+            changes["description"] = body["description"]
+        extra = _extra(body, project.extra)
+        if extra is not None:
+            changes["extra"] = extra
+        if body.get("end_time") is not None:
+            changes["end_time"] = _time(body["end_time"], "end_time")
+        for key in ("short_ttl_days", "long_ttl_days"):
+            if body.get(key) is not None:
+                changes[key] = _ttl(body[key], key)
+        updated = project.model_copy(update=changes)
+        projects.save(updated)
+        return json_response(project_json(updated))
+
+    @api.delete("/sessions/{project_id}", summary="Delete a project with its runs, feedback and blobs")
+    def delete_project(tenant: CurrentTenant, project_id: uuid.UUID) -> Response:
+        project = existing(tenant, project_id)
+        if project.name == DEFAULT_PROJECT_NAME:
+            raise ApiError(409, "the default project cannot be deleted")
+        projects.delete(project)
+        deleter.project(tenant.id, project.id)
+        return json_response({"deleted": str(project.id)})
+
+    return api

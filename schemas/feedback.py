@@ -1,0 +1,99 @@
+"""Feedback as the SDK sends it (protocol §8), validated into the stored form.
+
+Categorical feedback keeps its label in `value`, numeric feedback its number in `score`. `value` and
+`correction` may be any JSON and are stored as JSON text.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from schemas.errors import ApiError
+
+SOURCE_TYPES = frozenset({"api", "model", "app"})
+
+
+def _invalid(field: str, message: str) -> ApiError:
+    return ApiError(422, f"feedback {field} {message}", detail={"field": field})
+
+
+def _uuid(value: Any, field: str) -> uuid.UUID | None:
+    if value is None or value == "":
+        return None
+    try:
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+    except ValueError:
+        raise _invalid(field, f"is not a valid UUID: {value!r:.60}") from None
+
+
+def _time(value: Any, field: str) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        parsed = value
+    else:
+        try:
+            parsed = datetime.fromisoformat(str(value))
+        except ValueError:
+            raise _invalid(field, f"is not an ISO 8601 timestamp: {value!r:.60}") from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def source_type(value: Any) -> str:
+    """`api`, `model`, `app`; also `FeedbackSourceType.API`, the SDK's str() of its enum (protocol §1.4)."""
+    text = str(value or "api").rsplit(".", 1)[-1].lower()
+    if text not in SOURCE_TYPES:
+        raise _invalid("feedback_source.type", f"must be one of {sorted(SOURCE_TYPES)}, got {value!r:.40}")
+    return text
+
+
+def score_of(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float):
+        return float(value)
+    raise _invalid("score", "must be a number or a boolean")
+
+
+def validate_feedback(item: Any) -> dict[str, Any]:
+    """The stored form of one feedback item, or 422 naming the field. Pure: the ingest calls it at request
+    time, so a bad `feedback.<id>` part rejects its request before the ack."""
+    if not isinstance(item, dict):
+        raise _invalid("body", "must be a JSON object")
+    key = item.get("key")
+    if not isinstance(key, str) or not key.strip():
+        raise _invalid("key", "is required and must be a non-empty string")
+    source = item.get("feedback_source") or {}
+    if not isinstance(source, dict):
+        raise _invalid("feedback_source", "must be an object")
+    now = datetime.now(UTC)
+    created = _time(item.get("created_at"), "created_at") or now
+    return {
+        "id": _uuid(item.get("id"), "id") or uuid.uuid4(),
+        "run_id": _uuid(item.get("run_id"), "run_id"),
+        "trace_id": _uuid(item.get("trace_id"), "trace_id"),
+        "session_id": _uuid(item.get("session_id") or item.get("project_id"), "session_id"),
+        "key": key,
+        "score": score_of(item.get("score")),
+        "value": item.get("value"),
+        "comment": item.get("comment"),
+        "correction": item.get("correction"),
+        "feedback_source": {
+            "type": source_type(source.get("type")),
+            "metadata": source.get("metadata") or {},
+            "user_id": source.get("user_id"),
+            "user_name": source.get("user_name"),
+        },
+        "feedback_config": item.get("feedback_config"),
+        "extra": item.get("extra"),
+        "error": bool(item.get("error")),
+        "comparative_experiment_id": _uuid(item.get("comparative_experiment_id"), "comparative_experiment_id"),
+        "feedback_group_id": _uuid(item.get("feedback_group_id"), "feedback_group_id"),
+        "start_time": _time(item.get("start_time"), "start_time"),
+        "created_at": created,
+        "modified_at": _time(item.get("modified_at"), "modified_at") or created,
+    }

@@ -1,0 +1,270 @@
+"""Feedback repository: stored, listed, updated, deleted and aggregated per tenant.
+
+Feedback may arrive before its run (the SDK creates it as soon as it has a run id, and never must get a 404,
+protocol §8.1): it is stored as is, and joined to runs at read time through `run_id`, so it links itself
+when the run arrives. Updates and deletes are new versions in the ReplacingMergeTree, read with FINAL.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from schemas import jsonutil
+from schemas.feedback import score_of, validate_feedback
+from storage.clickhouse import ClickHouse
+
+NIL = uuid.UUID(int=0)
+COLUMNS = (
+    "tenant_id",
+    "run_id",
+    "key",
+    "id",
+    "trace_id",
+    "session_id",
+    "score",
+    "value",
+    "comment",
+    "correction",
+    "feedback_source",
+    "source_type",
+    "feedback_config",
+    "extra",
+    "error",
+    "comparative_experiment_id",
+    "feedback_group_id",
+    "start_time",
+    "created_at",
+    "modified_at",
+    "version",
+    "is_deleted",
+)
+_READ = ", ".join(COLUMNS[:-2])
+_JSON_COLUMNS = ("value", "correction", "feedback_config", "extra")
+# `value` holds JSON text; a categorical label is a JSON string, counted by its text.
+LABEL_SQL = "assumeNotNull(if(isValidJSON(value) AND JSONType(value) = 'String', JSONExtractString(value), value))"
+
+# Per key aggregates of the feedback rows matching a WHERE, optionally per group (run, time bucket).
+STATS_SQL = """
+SELECT {group_select} key, count() AS n, avg(score) AS avg, stddevPopOrNull(score) AS stdev, min(score) AS min,
+       max(score) AS max, countIf(error) AS errors, countIf(ifNull(comment, '') != '') AS comment_count,
+       arraySlice(groupArrayIf(comment, ifNull(comment, '') != ''), 1, 10) AS comments,
+       sumMap(if(value IS NULL, map(), map({label}, toUInt64(1)))) AS values
+FROM feedback FINAL
+WHERE tenant_id = {{tenant:UUID}} AND {where}
+GROUP BY {group_by} key
+"""
+
+RetentionHook = Callable[[uuid.UUID, list[uuid.UUID], list[uuid.UUID]], None]
+
+
+def stats_entry(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "n": row["n"],
+        "avg": row["avg"],
+        "stdev": row["stdev"],
+        "min": row["min"],
+        "max": row["max"],
+        "errors": row["errors"],
+        "values": dict(row["values"]),
+        "comments": list(row["comments"]),
+        "comment_count": row["comment_count"],
+    }
+
+
+class FeedbackRepository:
+    def __init__(self, ch: ClickHouse, *, on_feedback: RetentionHook | None = None) -> None:
+        """`on_feedback(tenant, trace_ids, run_ids)` runs after feedback is stored: traces with feedback are
+        kept for the long-lived period."""
+        self._ch = ch
+        self.on_feedback = on_feedback
+
+    # -- writes ------------------------------------------------------------------------------------------
+
+    def ingest(self, tenant_id: uuid.UUID, items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Store SDK feedback dicts (multipart `feedback.<id>` parts, POST /feedback). Idempotent by id."""
+        stored = [validate_feedback(item) for item in items]
+        self._insert(tenant_id, stored)
+        if self.on_feedback is not None and stored:
+            traces = [f["trace_id"] for f in stored if f["trace_id"]]
+            runs = [f["run_id"] for f in stored if f["run_id"] and not f["trace_id"]]
+            self.on_feedback(tenant_id, traces, runs)
+        return stored
+
+    def _insert(self, tenant_id: uuid.UUID, items: list[dict[str, Any]], *, deleted: bool = False) -> None:
+        if not items:
+            return
+        version = time.time_ns()
+        rows = []
+        for f in items:
+            source = f["feedback_source"]
+            rows.append(
+                [
+                    tenant_id,
+                    f["run_id"] or NIL,
+                    f["key"],
+                    f["id"],
+                    f["trace_id"],
+                    f["session_id"],
+                    f["score"],
+                    None if f["value"] is None else jsonutil.dumps_str(f["value"]),
+                    f["comment"],
+                    None if f["correction"] is None else jsonutil.dumps_str(f["correction"]),
+                    jsonutil.dumps_str(source),
+                    source["type"],
+                    None if f["feedback_config"] is None else jsonutil.dumps_str(f["feedback_config"]),
+                    None if f["extra"] is None else jsonutil.dumps_str(f["extra"]),
+                    f["error"],
+                    f["comparative_experiment_id"],
+                    f["feedback_group_id"],
+                    f["start_time"],
+                    f["created_at"],
+                    f["modified_at"],
+                    version,
+                    int(deleted),
+                ]
+            )
+        self._ch.client().insert("feedback", rows, column_names=COLUMNS)
+
+    def update(self, tenant_id: uuid.UUID, feedback_id: uuid.UUID, changes: dict[str, Any]) -> dict[str, Any] | None:
+        """PATCH semantics of the SDK: the keys present are set, and here `null` clears (protocol §8.2)."""
+        current = self.get(tenant_id, feedback_id)
+        if current is None:
+            return None
+        for key in ("score", "value", "comment", "correction", "feedback_config", "extra"):
+            if key in changes:
+                current[key] = score_of(changes[key]) if key == "score" else changes[key]
+        current["modified_at"] = datetime.now(UTC)
+        self._insert(tenant_id, [current])
+        return current
+
+    def delete(self, tenant_id: uuid.UUID, feedback_id: uuid.UUID) -> bool:
+        current = self.get(tenant_id, feedback_id)
+        if current is None:
+            return False
+        self._insert(tenant_id, [current], deleted=True)
+        return True
+
+    # -- reads -------------------------------------------------------------------------------------------
+
+    def _select(self, where: str, params: dict[str, Any], suffix: str = "") -> list[dict[str, Any]]:
+        result = self._ch.client().query(
+            f"SELECT {_READ} FROM feedback FINAL WHERE tenant_id = {{tenant:UUID}} AND {where} {suffix}",
+            parameters=params,
+        )
+        return [_from_row(dict(zip(COLUMNS, row, strict=False))) for row in result.result_rows]
+
+    def get(self, tenant_id: uuid.UUID, feedback_id: uuid.UUID) -> dict[str, Any] | None:
+        found = self._select("id = {id:UUID}", {"tenant": tenant_id, "id": feedback_id})
+        return found[0] if found else None
+
+    def list(
+        self,
+        tenant_id: uuid.UUID,
+        *,
+        run_ids: list[uuid.UUID] | None = None,
+        keys: list[str] | None = None,
+        sources: list[str] | None = None,
+        sessions: list[uuid.UUID] | None = None,
+        has_comment: bool | None = None,
+        has_score: bool | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        conds = ["1"]
+        params: dict[str, Any] = {"tenant": tenant_id, "limit": limit, "offset": offset}
+        if run_ids:
+            conds.append("run_id IN {runs:Array(UUID)}")
+            params["runs"] = run_ids
+        if keys:
+            conds.append("key IN {keys:Array(String)}")
+            params["keys"] = keys
+        if sources:
+            conds.append("source_type IN {sources:Array(String)}")
+            params["sources"] = sources
+        if sessions:
+            conds.append(
+                "(session_id IN {sessions:Array(UUID)} OR run_id IN (SELECT id FROM run_ids FINAL "
+                "WHERE tenant_id = {tenant:UUID} AND session_id IN {sessions:Array(UUID)}))"
+            )
+            params["sessions"] = sessions
+        if has_comment is not None:
+            conds.append("ifNull(comment, '') != ''" if has_comment else "ifNull(comment, '') = ''")
+        if has_score is not None:
+            conds.append("score IS NOT NULL" if has_score else "score IS NULL")
+        return self._select(
+            " AND ".join(conds), params, "ORDER BY created_at, id LIMIT {limit:UInt32} OFFSET {offset:UInt32}"
+        )
+
+    def stats(
+        self, tenant_id: uuid.UUID, where: str, params: dict[str, Any], group: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Per (group, key) aggregates: n, avg, stdev, min, max, errors, categorical value counts, comments.
+        A run with several feedbacks of one key counts each. `group` is an SQL expression aliased `grp`."""
+        sql = STATS_SQL.format(
+            group_select=f"{group} AS grp," if group else "",
+            group_by="grp," if group else "",
+            label=LABEL_SQL,
+            where=where,
+        )
+        return list(self._ch.client().query(sql, parameters={"tenant": tenant_id, **params}).named_results())
+
+    def stats_by_key(self, tenant_id: uuid.UUID, where: str, params: dict[str, Any]) -> dict[str, Any]:
+        return {row["key"]: stats_entry(row) for row in self.stats(tenant_id, where, params)}
+
+    def stats_for_projects(self, tenant_id: uuid.UUID, project_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
+        """Feedback stats per project: feedback naming the project, or on a run of it (linked at read time)."""
+        return {
+            project_id: self.stats_by_key(
+                tenant_id,
+                "(session_id = {p:UUID} OR run_id IN (SELECT id FROM run_ids FINAL "
+                "WHERE tenant_id = {tenant:UUID} AND session_id = {p:UUID}))",
+                {"p": project_id},
+            )
+            for project_id in project_ids
+        }
+
+    def stats_for_runs(self, tenant_id: uuid.UUID, run_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
+        """`feedback_stats` of each run: {run_id: {key: stats}}."""
+        out: dict[uuid.UUID, dict[str, Any]] = {}
+        for row in self.stats(tenant_id, "run_id IN {runs:Array(UUID)}", {"runs": run_ids}, "run_id"):
+            out.setdefault(row["grp"], {})[row["key"]] = stats_entry(row)
+        return out
+
+
+def _from_row(row: dict[str, Any]) -> dict[str, Any]:
+    row["run_id"] = None if row["run_id"] == NIL else row["run_id"]
+    for key in _JSON_COLUMNS:
+        row[key] = None if row[key] is None else jsonutil.loads(row[key])
+    row["feedback_source"] = jsonutil.loads(row["feedback_source"]) if row["feedback_source"] else {}
+    for key in ("start_time", "created_at", "modified_at"):
+        if row[key] is not None and row[key].tzinfo is None:
+            row[key] = row[key].replace(tzinfo=UTC)
+    return row
+
+
+def feedback_json(f: dict[str, Any]) -> dict[str, Any]:
+    """The Feedback object of protocol §8.2: `run_id`, `trace_id`, `created_at`, `modified_at` always present."""
+    return {
+        "id": str(f["id"]),
+        "created_at": f["created_at"].isoformat(),
+        "modified_at": f["modified_at"].isoformat(),
+        "run_id": str(f["run_id"]) if f["run_id"] else None,
+        "trace_id": str(f["trace_id"]) if f["trace_id"] else None,
+        "session_id": str(f["session_id"]) if f["session_id"] else None,
+        "key": f["key"],
+        "score": f["score"],
+        "value": f["value"],
+        "comment": f["comment"],
+        "correction": f["correction"],
+        "feedback_source": f["feedback_source"],
+        "feedback_config": f["feedback_config"],
+        "extra": f["extra"],
+        "error": f["error"],
+        "start_time": f["start_time"].isoformat() if f["start_time"] else None,
+        "comparative_experiment_id": str(f["comparative_experiment_id"]) if f["comparative_experiment_id"] else None,
+        "feedback_group_id": str(f["feedback_group_id"]) if f["feedback_group_id"] else None,
+    }

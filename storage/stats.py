@@ -1,0 +1,91 @@
+"""Run statistics computed in ClickHouse over a tenant-scoped WHERE on `runs`: project stats, POST /runs/stats,
+and the run facets of a project. Latencies are in seconds."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from storage.clickhouse import ClickHouse
+
+# `{roots}` narrows latency, first-token, error and streaming figures (project stats use root runs, the traces;
+# stats over a filtered run set use every matched run). Token and cost totals always sum every matched run.
+_RUN_STATS = """
+SELECT {group_select}
+    count() AS run_count,
+    quantilesIf(0.5, 0.99)(dateDiff('microsecond', start_time, end_time) / 1e6, {roots} AND end_time IS NOT NULL)
+        AS latency,
+    quantilesIf(0.5, 0.99)(dateDiff('microsecond', start_time, first_token_time) / 1e6,
+        {roots} AND first_token_time IS NOT NULL) AS first_token,
+    sum(total_tokens) AS total_tokens, sum(prompt_tokens) AS prompt_tokens,
+    sum(completion_tokens) AS completion_tokens, medianIf(total_tokens, {roots}) AS median_tokens,
+    sum(total_cost) AS total_cost, sum(prompt_cost) AS prompt_cost, sum(completion_cost) AS completion_cost,
+    countIf({roots} AND error IS NOT NULL) / nullIf(countIf({roots}), 0) AS error_rate,
+    countIf({roots} AND first_token_time IS NOT NULL) / nullIf(countIf({roots}), 0) AS streaming_rate,
+    max(start_time) AS last_run_start_time
+FROM runs FINAL
+WHERE tenant_id = {{tenant:UUID}} AND {where}
+{group_by}
+"""
+
+_FACETS = """
+SELECT key, value, n FROM (
+    SELECT 'run_type' AS key, toString(run_type) AS value, count() AS n FROM runs FINAL {scope} GROUP BY value
+    UNION ALL SELECT 'name', name, count() FROM runs FINAL {scope} GROUP BY name
+    UNION ALL SELECT 'status', toString(status), count() FROM runs FINAL {scope} GROUP BY status
+    UNION ALL SELECT 'tags', tag, count() FROM runs FINAL ARRAY JOIN tags AS tag {scope} GROUP BY tag
+)
+ORDER BY key, n DESC, value
+LIMIT 20 BY key
+"""
+
+
+def _shape(row: dict[str, Any]) -> dict[str, Any]:
+    latency, first_token = row.pop("latency"), row.pop("first_token")
+    if not row["run_count"]:
+        latency = first_token = [None, None]
+    row.update(
+        latency_p50=latency[0], latency_p99=latency[1], first_token_p50=first_token[0], first_token_p99=first_token[1]
+    )
+    for key, value in row.items():
+        if isinstance(value, float) and value != value:  # NaN from quantiles/median over nothing
+            row[key] = None
+    if row.get("last_run_start_time") is not None and not row["run_count"]:
+        row["last_run_start_time"] = None
+    return row
+
+
+class RunStats:
+    def __init__(self, ch: ClickHouse) -> None:
+        self._ch = ch
+
+    def over(self, tenant_id: uuid.UUID, where: str, params: dict[str, Any], *, roots: bool) -> dict[str, Any]:
+        """Stats of the runs matching `where` (bound parameters only)."""
+        sql = _RUN_STATS.format(group_select="", roots="is_root" if roots else "1", where=where, group_by="")
+        rows = list(self._ch.client().query(sql, parameters={"tenant": tenant_id, **params}).named_results())
+        return _shape(rows[0])
+
+    def per_project(self, tenant_id: uuid.UUID, project_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
+        sql = _RUN_STATS.format(
+            group_select="session_id,",
+            roots="is_root",
+            where="session_id IN {projects:Array(UUID)}",
+            group_by="GROUP BY session_id",
+        )
+        result = self._ch.client().query(sql, parameters={"tenant": tenant_id, "projects": project_ids})
+        return {row.pop("session_id"): _shape(row) for row in result.named_results()}
+
+    def facets(self, tenant_id: uuid.UUID, project_id: uuid.UUID) -> list[dict[str, Any]]:
+        """Most frequent values of run_type, name, status and tags, each with the filter that selects them."""
+        scope = "WHERE tenant_id = {tenant:UUID} AND session_id = {project:UUID}"
+        rows = (
+            self._ch.client()
+            .query(_FACETS.format(scope=scope), parameters={"tenant": tenant_id, "project": project_id})
+            .result_rows
+        )
+        out = []
+        for key, value, n in rows:
+            quoted = value.replace("\\", "\\\\").replace('"', '\\"')
+            query = f'has(tags, "{quoted}")' if key == "tags" else f'eq({key}, "{quoted}")'
+            out.append({"key": key, "value": value, "count": n, "query": query})
+        return out
