@@ -43,6 +43,7 @@ def test_replay_after_restart_starts_at_checkpoint(tmp_path: Path) -> None:
     spool = Spool(tmp_path, max_bytes=10 << 20, segment_bytes=500)
     append_all(spool, [b"a" * 50, b"b" * 50, b"c" * 50])
     records, position = spool.read(max_records=1, max_bytes=1 << 20)
+    assert records == [b"a" * 50]
     spool.commit(position)
     spool.close()
     reopened = Spool(tmp_path, max_bytes=10 << 20, segment_bytes=500)
