@@ -8,22 +8,23 @@ from typing import Any
 
 from storage.clickhouse import ClickHouse
 
-# `{roots}` narrows latency, first-token, error and streaming figures (project stats use root runs, the traces;
-# stats over a filtered run set use every matched run). Token and cost totals always sum every matched run.
+# Columns are qualified (`r.`) inside aggregates whose aliases reuse their names. `{roots}` narrows latency,
+# first-token, error and streaming figures (project stats use root runs, the traces; stats over a filtered run
+# set use every matched run). Token and cost totals always sum every matched run.
 _RUN_STATS = """
 SELECT {group_select}
     count() AS run_count,
-    quantilesIf(0.5, 0.99)(dateDiff('microsecond', start_time, end_time) / 1e6, {roots} AND end_time IS NOT NULL)
-        AS latency,
-    quantilesIf(0.5, 0.99)(dateDiff('microsecond', start_time, first_token_time) / 1e6,
-        {roots} AND first_token_time IS NOT NULL) AS first_token,
-    sum(total_tokens) AS total_tokens, sum(prompt_tokens) AS prompt_tokens,
-    sum(completion_tokens) AS completion_tokens, medianIf(total_tokens, {roots}) AS median_tokens,
-    sum(total_cost) AS total_cost, sum(prompt_cost) AS prompt_cost, sum(completion_cost) AS completion_cost,
-    countIf({roots} AND error IS NOT NULL) / nullIf(countIf({roots}), 0) AS error_rate,
-    countIf({roots} AND first_token_time IS NOT NULL) / nullIf(countIf({roots}), 0) AS streaming_rate,
-    max(start_time) AS last_run_start_time
-FROM runs FINAL
+    quantilesIf(0.5, 0.99)(dateDiff('microsecond', r.start_time, r.end_time) / 1e6,
+        {roots} AND r.end_time IS NOT NULL) AS latency,
+    quantilesIf(0.5, 0.99)(dateDiff('microsecond', r.start_time, r.first_token_time) / 1e6,
+        {roots} AND r.first_token_time IS NOT NULL) AS first_token,
+    sum(r.total_tokens) AS total_tokens, sum(r.prompt_tokens) AS prompt_tokens,
+    sum(r.completion_tokens) AS completion_tokens, medianIf(r.total_tokens, {roots}) AS median_tokens,
+    sum(r.total_cost) AS total_cost, sum(r.prompt_cost) AS prompt_cost, sum(r.completion_cost) AS completion_cost,
+    countIf({roots} AND r.error IS NOT NULL) / nullIf(countIf({roots}), 0) AS error_rate,
+    countIf({roots} AND r.first_token_time IS NOT NULL) / nullIf(countIf({roots}), 0) AS streaming_rate,
+    max(r.start_time) AS last_run_start_time
+FROM runs AS r FINAL
 WHERE tenant_id = {{tenant:UUID}} AND {where}
 {group_by}
 """
@@ -61,14 +62,14 @@ class RunStats:
 
     def over(self, tenant_id: uuid.UUID, where: str, params: dict[str, Any], *, roots: bool) -> dict[str, Any]:
         """Stats of the runs matching `where` (bound parameters only)."""
-        sql = _RUN_STATS.format(group_select="", roots="is_root" if roots else "1", where=where, group_by="")
+        sql = _RUN_STATS.format(group_select="", roots="r.is_root" if roots else "1", where=where, group_by="")
         rows = list(self._ch.client().query(sql, parameters={"tenant": tenant_id, **params}).named_results())
         return _shape(rows[0])
 
     def per_project(self, tenant_id: uuid.UUID, project_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
         sql = _RUN_STATS.format(
             group_select="session_id,",
-            roots="is_root",
+            roots="r.is_root",
             where="session_id IN {projects:Array(UUID)}",
             group_by="GROUP BY session_id",
         )

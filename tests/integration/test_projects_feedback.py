@@ -1,0 +1,247 @@
+"""Projects, feedback, presigned tokens, stats, deletes and retention through the real langsmith SDK."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from langsmith import Client
+from langsmith.schemas import FeedbackSourceType
+from langsmith.utils import LangSmithConflictError, LangSmithNotFoundError
+
+from storage import Storage
+from tests.support import Server, wait_for
+
+
+@pytest.fixture(scope="module")
+def client(server: Server) -> Iterator[Client]:
+    sdk = Client(api_url=server.url, api_key="unused")
+    yield sdk
+    sdk.flush()
+
+
+def ingest_trace(server: Server, project: str, *, llm_tokens: int = 10, error: bool = False) -> tuple[str, str]:
+    """A root chain with one llm child, written through POST /runs/batch; returns (root id, child id)."""
+    root, child = str(uuid.uuid4()), str(uuid.uuid4())
+    start = datetime.now(UTC)
+    end = (start + timedelta(seconds=2)).isoformat()
+    usage = {"input_tokens": llm_tokens, "output_tokens": 1, "total_tokens": llm_tokens + 1, "total_cost": 0.5}
+    runs = [
+        {
+            "id": root,
+            "name": "root",
+            "run_type": "chain",
+            "start_time": start.isoformat(),
+            "end_time": end,
+            "inputs": {"q": 1},
+            "outputs": {"a": 1},
+            "session_name": project,
+            "extra": {"metadata": {"user": "u1"}},
+            **({"error": "boom"} if error else {}),
+        },
+        {
+            "id": child,
+            "parent_run_id": root,
+            "name": "llm",
+            "run_type": "llm",
+            "start_time": start.isoformat(),
+            "end_time": end,
+            "inputs": {},
+            "outputs": {},
+            "session_name": project,
+            "extra": {"metadata": {"usage_metadata": usage}},
+        },
+    ]
+    assert httpx.post(f"{server.url}/runs/batch", json={"post": runs}).status_code == 202
+    return root, child
+
+
+def stored(server: Server, run_id: str) -> dict[str, Any]:
+    return wait_for(
+        lambda: (
+            httpx.get(f"{server.url}/runs/{run_id}").json()
+            if httpx.get(f"{server.url}/runs/{run_id}").status_code == 200
+            else None
+        ),
+        what=f"run {run_id}",
+    )
+
+
+def test_project_lifecycle(client: Client) -> None:
+    name = f"proj-{uuid.uuid4().hex[:8]}"
+    created = client.create_project(name, description="first", metadata={"team": "a"})
+    assert client.read_project(project_name=name).id == created.id
+    read = client.read_project(project_id=created.id)
+    assert read.description == "first" and read.metadata == {"team": "a"}
+    assert read.tenant_id is not None and read.reference_dataset_id is None
+    with pytest.raises(LangSmithConflictError):
+        client.create_project(name)
+    assert client.create_project(name, upsert=True).id == created.id
+    assert [p.id for p in client.list_projects(name_contains=name[5:])] == [created.id]
+    assert [p.id for p in client.list_projects(project_ids=[created.id])] == [created.id]
+    assert [p.id for p in client.list_projects(metadata={"team": "a"}) if p.id == created.id] == [created.id]
+    client.update_project(created.id, description="second")
+    updated = client.read_project(project_id=created.id)
+    assert (updated.name, updated.description) == (name, "second"), "nulls in PATCH leave fields unchanged"
+    assert client.has_project(name)
+    client.delete_project(project_id=created.id)
+    assert not client.has_project(name)
+    with pytest.raises(LangSmithNotFoundError):
+        client.read_project(project_id=created.id)
+
+
+def test_project_stats_and_run_stats(server: Server, client: Client) -> None:
+    name = f"stats-{uuid.uuid4().hex[:8]}"
+    roots = [ingest_trace(server, name, llm_tokens=10 * (i + 1), error=(i == 0))[0] for i in range(3)]
+    for root in roots:
+        stored(server, root)
+    client.create_feedback(roots[1], "quality", score=0.5)
+    client.create_feedback(roots[2], "quality", score=1.0, comment="great")
+    client.create_feedback(roots[2], "label", value="good")
+    project = wait_for(
+        lambda: (p := client.read_project(project_name=name, include_stats=True)).feedback_stats and p,
+        what="project stats with feedback",
+    )
+    assert project.run_count == 6
+    assert project.total_tokens == (11 + 21 + 31)
+    assert float(project.total_cost) == pytest.approx(1.5)
+    assert project.error_rate == pytest.approx(1 / 3)
+    assert project.latency_p50.total_seconds() == pytest.approx(2.0, abs=0.01)
+    quality = project.feedback_stats["quality"]
+    assert quality["n"] == 2 and quality["avg"] == pytest.approx(0.75) and quality["comment_count"] == 1
+    assert project.feedback_stats["label"]["values"] == {"good": 1}
+    facets = {(f["key"], f["value"]): f["count"] for f in project.run_facets}
+    assert facets[("run_type", "llm")] == 3
+    stats = client.get_run_stats(project_ids=[project.id], run_type="llm")
+    assert stats["run_count"] == 3 and stats["total_tokens"] == 63
+    filtered = client.get_run_stats(project_ids=[project.id], filter='eq(name, "root")', error=False)
+    assert filtered["run_count"] == 2
+    assert filtered["feedback_stats"]["quality"]["n"] == 2
+
+
+def test_feedback_crud_sync_and_batched(server: Server, client: Client) -> None:
+    project = f"fb-{uuid.uuid4().hex[:8]}"
+    root, _child = ingest_trace(server, project)
+    stored(server, root)
+    unknown_run = uuid.uuid4()
+    early = client.create_feedback(unknown_run, "early", score=1)  # the run does not exist (yet): accepted
+    sync = client.create_feedback(
+        root,
+        "correctness",
+        score=0.7,
+        comment="ok",
+        value="fine",
+        feedback_source_type=FeedbackSourceType.API,
+        source_info={"a": 1},
+    )
+    batched = client.create_feedback(root, "batched", score=1, trace_id=root)  # queued as a multipart part
+    client.flush()
+    found = wait_for(
+        lambda: len(got := list(client.list_feedback(run_ids=[root]))) == 2 and got,
+        what="both feedbacks of the run",
+    )
+    assert {f.key for f in found} == {"correctness", "batched"}
+    assert {f.id for f in found} == {sync.id, batched.id}
+    assert [f.id for f in client.list_feedback(run_ids=[unknown_run])] == [early.id]
+    api = list(client.list_feedback(run_ids=[root], feedback_source_type=[FeedbackSourceType.API]))
+    assert len(api) == 2
+    assert [f.key for f in client.list_feedback(run_ids=[root], feedback_key=["batched"])] == ["batched"]
+    read = client.read_feedback(sync.id)
+    assert (read.score, read.value, read.comment) == (0.7, "fine", "ok")
+    assert read.feedback_source.metadata == {"a": 1}
+    client.update_feedback(sync.id, score=0.9, comment=None)
+    updated = client.read_feedback(sync.id)
+    assert (updated.score, updated.comment, updated.value) == (0.9, None, "fine"), "null clears in PATCH /feedback"
+    client.delete_feedback(sync.id)
+    with pytest.raises(LangSmithNotFoundError):
+        client.read_feedback(sync.id)
+    run = stored(server, root)
+    assert run["feedback_stats"]["batched"]["n"] == 1
+    has_comment = httpx.get(f"{server.url}/feedback", params={"run": root, "has_comment": "True"}).json()
+    assert has_comment == []
+
+
+def test_presigned_tokens(server: Server, client: Client) -> None:
+    root, _ = ingest_trace(server, f"tok-{uuid.uuid4().hex[:8]}")
+    token = client.create_presigned_feedback_token(root, "thumbs", expiration=timedelta(hours=1))
+    assert str(token.url).endswith(str(token.id))
+    client.create_feedback_from_token(token.url, score=1, comment="nice")
+    expired = client.create_presigned_feedback_token(root, "late", expiration=datetime.now(UTC) - timedelta(seconds=1))
+    assert httpx.post(f"{server.url}/feedback/tokens/{expired.id}", json={"score": 1}).status_code == 404
+    assert httpx.get(f"{server.url}/feedback/tokens/{token.id}", params={"score": 0}).status_code == 200
+    thumbs = list(client.list_feedback(run_ids=[root], feedback_key=["thumbs"]))
+    assert sorted(f.score for f in thumbs) == [0, 1]
+    assert {f.feedback_source.type for f in thumbs} == {"app"}
+    several = client.create_presigned_feedback_tokens(root, ["a", "b"])
+    assert len(several) == 2
+    listed = httpx.get(f"{server.url}/feedback/tokens", params={"run_id": root}).json()
+    assert {t["feedback_key"] for t in listed} >= {"thumbs", "a", "b"}
+
+
+def test_feedback_stats_over_time_buckets(server: Server, client: Client) -> None:
+    project = f"buckets-{uuid.uuid4().hex[:8]}"
+    root, _ = ingest_trace(server, project)
+    stored(server, root)
+    for score in (0, 1, 1):
+        client.create_feedback(root, "q", score=score)
+    project_id = client.read_project(project_name=project).id
+    response = httpx.post(f"{server.url}/feedback/stats", json={"session": [str(project_id)], "bucket": "1h"})
+    buckets = response.json()
+    assert len(buckets) == 1 and buckets[0]["feedback_stats"]["q"]["n"] == 3
+    assert buckets[0]["feedback_stats"]["q"]["avg"] == pytest.approx(2 / 3)
+    bad = httpx.post(f"{server.url}/feedback/stats", json={"bucket": "fortnight"})
+    assert bad.status_code == 422
+
+
+def test_deletes_are_visible_at_once(server: Server, client: Client) -> None:
+    project = f"del-{uuid.uuid4().hex[:8]}"
+    gone, gone_child = ingest_trace(server, project)
+    kept, _ = ingest_trace(server, project)
+    by_meta, _ = ingest_trace(server, project)
+    for run in (gone, kept, by_meta):
+        stored(server, run)
+    client.create_feedback(gone, "k", score=1)
+    project_id = client.read_project(project_name=project).id
+    response = httpx.post(f"{server.url}/runs/delete", json={"trace_ids": [gone], "session_id": str(project_id)})
+    assert response.json() == {"deleted_runs": 2}
+    for run in (gone, gone_child):
+        assert httpx.get(f"{server.url}/runs/{run}").status_code == 404
+    assert list(client.list_feedback(run_ids=[gone])) == []
+    assert httpx.get(f"{server.url}/runs/{kept}").status_code == 200
+    too_many = httpx.post(
+        f"{server.url}/runs/delete", json={"trace_ids": [str(uuid.uuid4())] * 1001, "session_id": str(project_id)}
+    )
+    assert too_many.status_code == 422
+    httpx.post(f"{server.url}/runs/delete", json={"metadata": {"user": "u1"}}).raise_for_status()
+    assert httpx.get(f"{server.url}/runs/{by_meta}").status_code == 404
+
+
+def test_retention_upgrade_on_feedback(tmp_path: Path) -> None:
+    server = Server(tmp_path / "data", env={"TRACEHOUSE_SHORT_TTL_DAYS": "7", "TRACEHOUSE_LONG_TTL_DAYS": "90"})
+    server.start()
+    try:
+        sdk = Client(api_url=server.url, api_key="unused")
+        upgraded, _ = ingest_trace(server, "retention")
+        plain, _ = ingest_trace(server, "retention")
+        for run in (upgraded, plain):
+            stored(server, run)
+        sdk.create_feedback(upgraded, "keep", score=1)
+    finally:
+        server.stop()
+    storage = Storage.open(f"chdb://{tmp_path / 'data' / 'clickhouse'}", f"file://{tmp_path / 'data' / 'blobs'}")
+    try:
+        rows = (
+            storage.clickhouse.client()
+            .query("SELECT toString(trace_id), min(ttl_days), max(ttl_days) FROM runs FINAL GROUP BY trace_id")
+            .result_rows
+        )
+    finally:
+        storage.close()
+    ttl = {trace: (low, high) for trace, low, high in rows}
+    assert ttl[plain] == (7, 7), "short-lived by default"
+    assert ttl[upgraded] == (90, 90), "a trace with feedback is kept for the long-lived period, all of its runs"
