@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
+from schemas.errors import ApiError
+
 # A fixed id so that data written with auth off stays reachable when auth is switched on later.
 DEFAULT_TENANT_ID = uuid.UUID("00000000-0000-0000-0000-000000000001")
 
@@ -19,4 +21,7 @@ class Tenant:
 
 def current_tenant(request: Request) -> Tenant:
     """The tenant the composition root's auth middleware attached to this request (FastAPI dependency)."""
-    return request.state.tenant
+    tenant = getattr(request.state, "tenant", None)
+    if tenant is None:
+        raise ApiError(401, "authentication required")
+    return tenant

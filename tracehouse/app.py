@@ -10,14 +10,16 @@ from typing import Any, Protocol
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 import ingest
 import query
 from ingest.flush import FlushOptions
 from ingest.pipeline import PipelineOptions
-from schemas import DEFAULT_TENANT_ID, ApiError, Tenant
+from schemas import DEFAULT_TENANT_ID, ApiError
 from storage import Storage
+from storage.keys import KeyRepository
+from tracehouse.auth import AuthMiddleware
+from tracehouse.ratelimit import RateLimiter
 from tracehouse.settings import Service, Settings
 
 log = logging.getLogger("tracehouse")
@@ -54,19 +56,6 @@ def info() -> dict[str, Any]:
         "batch_ingest_config": BATCH_INGEST_CONFIG,
         "instance_flags": {"zstd_compression_enabled": True},
     }
-
-
-class TenantMiddleware:
-    """Attaches the caller's tenant to every request. With auth off everything belongs to the default tenant."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self.tenant = Tenant(id=DEFAULT_TENANT_ID)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            scope.setdefault("state", {})["tenant"] = self.tenant
-        await self.app(scope, receive, send)
 
 
 def _secret_key(settings: Settings) -> bytes:
@@ -150,5 +139,7 @@ def create_app(settings: Settings, service: Service = "all") -> FastAPI:
         headers = {"Retry-After": str(max(1, round(exc.retry_after)))} if exc.retry_after is not None else None
         return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
-    app.add_middleware(TenantMiddleware)
+    keys = KeyRepository(storage.clickhouse) if settings.auth == "api-key" else None
+    limiter = RateLimiter(settings.rate_limit_rps, settings.rate_limit_burst) if settings.rate_limit_rps else None
+    app.add_middleware(AuthMiddleware, lookup=keys.tenants_of if keys else None, limiter=limiter)
     return app

@@ -30,7 +30,50 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int)
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     commands.add_parser("migrate", parents=[common], help="apply schema migrations and exit")
+    keys = commands.add_parser(
+        "keys",
+        help="manage API keys (embedded mode: run while the server is stopped, chDB allows one process per data "
+        "directory; with a ClickHouse server: any time)",
+    )
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    create = key_commands.add_parser("create", parents=[common], help="create a key (printed once)")
+    create.add_argument("--tenant", action="append", required=True, help="tenant (workspace) name; repeatable")
+    key_commands.add_parser("list", parents=[common], help="list keys (prefix, tenants, created, revoked)")
+    revoke = key_commands.add_parser("revoke", parents=[common], help="revoke a key by id or prefix")
+    revoke.add_argument("key", help="key id or the prefix shown by `keys list`")
     return parser
+
+
+def _keys(args: argparse.Namespace, settings: Settings) -> None:
+    from storage import Storage
+    from storage.keys import KeyRepository
+
+    storage = Storage.open(
+        settings.clickhouse_url,
+        settings.blob_url,
+        s3_endpoint_url=settings.s3_endpoint_url,
+        cluster=settings.clickhouse_cluster,
+    )
+    try:
+        keys = KeyRepository(storage.clickhouse)
+        if args.keys_command == "create":
+            info, key = keys.create(args.tenant)
+            tenants = ", ".join(f"{n} ({t})" for n, t in zip(info.tenant_names, info.tenant_ids, strict=True))
+            print(f"key id {info.id} for {tenants}\n{key}\n(shown once: store it now)")
+        elif args.keys_command == "list":
+            for info in keys.list():
+                state = "revoked" if info.revoked else "active"
+                print(
+                    f"{info.id}  {info.prefix}…  {state:7}  {info.created_at:%Y-%m-%d %H:%M}  "
+                    f"{', '.join(info.tenant_names)}"
+                )
+        elif keys.revoke(args.key) == 0:
+            print(f"no active key matches {args.key!r}", file=sys.stderr)
+            raise SystemExit(1)
+        else:
+            print("revoked")
+    finally:
+        storage.close()
 
 
 def load_settings(args: argparse.Namespace) -> Settings:
@@ -47,6 +90,9 @@ def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     settings = load_settings(args)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if args.command == "keys":
+        _keys(args, settings)
+        return
     if args.command == "migrate":
         from storage import Storage
 

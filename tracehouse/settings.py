@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = None
     s3_region: str | None = None
     auth: Literal["none", "api-key"] = "none"
+    rate_limit_rps: float = Field(0, ge=0)  # requests per second per tenant; 0 = unlimited
+    rate_limit_burst: int = Field(100, ge=1)
     secret_key: str | None = None  # signs attachment/share URLs; generated under data_dir when unset
     max_body_bytes: int = Field(100 * 1024 * 1024, gt=0)  # decompressed request body limit
     blob_offload_bytes: int = Field(20 * 1024, ge=0)  # payloads larger than this go to the blob store
