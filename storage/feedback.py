@@ -187,7 +187,7 @@ class FeedbackRepository:
             params["sources"] = sources
         if sessions:
             conds.append(
-                "(session_id IN {sessions:Array(UUID)} OR run_id IN (SELECT id FROM run_ids FINAL "
+                "(session_id IN {sessions:Array(UUID)} OR run_id IN (SELECT id FROM runs "
                 "WHERE tenant_id = {tenant:UUID} AND session_id IN {sessions:Array(UUID)}))"
             )
             params["sessions"] = sessions
@@ -216,11 +216,13 @@ class FeedbackRepository:
         return {row["key"]: stats_entry(row) for row in self.stats(tenant_id, where, params)}
 
     def stats_for_projects(self, tenant_id: uuid.UUID, project_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
-        """Feedback stats per project: feedback naming the project, or on a run of it (linked at read time)."""
+        """Feedback stats per project: feedback naming the project, or on a run of it (linked at read time).
+        The run ids come from the project's key range of `runs` without FINAL: ids never change between
+        versions, so duplicates do not matter to IN, and reading one column of a key range is cheap."""
         return {
             project_id: self.stats_by_key(
                 tenant_id,
-                "(session_id = {p:UUID} OR run_id IN (SELECT id FROM run_ids FINAL "
+                "(session_id = {p:UUID} OR run_id IN (SELECT id FROM runs "
                 "WHERE tenant_id = {tenant:UUID} AND session_id = {p:UUID}))",
                 {"p": project_id},
             )
