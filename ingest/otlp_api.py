@@ -43,7 +43,7 @@ def build_router(
         spans = await decoder.run(decode_spans, body, content_encoding(request), encoding, project, max_body_bytes)
         mapped = otlp.link(spans, tenant_id=tenant.id, links=trace_links)  # cheap; the state lives here
         try:
-            await pipeline.submit(tenant, mapped.ops)
+            await pipeline.submit(tenant, mapped.ops, source="otlp")
         except BaseException:
             trace_links.restore(mapped.released)
             raise

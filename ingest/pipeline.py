@@ -11,7 +11,7 @@ from ingest import records
 from ingest.flush import Flusher, FlushOptions
 from schemas import Tenant
 from schemas.runs import RunOp
-from storage import Storage
+from storage import Storage, metrics
 from storage.batcher import Batcher
 from storage.spool import Spool
 
@@ -46,11 +46,21 @@ class Pipeline:
         self.spool.close()
         self.flusher.close()
 
-    async def submit(self, tenant: Tenant, ops: list[RunOp], feedback: list[dict[str, Any]] | None = None) -> None:
+    async def submit(
+        self,
+        tenant: Tenant,
+        ops: list[RunOp],
+        feedback: list[dict[str, Any]] | None = None,
+        *,
+        source: str = "langsmith",
+    ) -> None:
         """Returns once the ops are durable; raises ApiError 429/503 (with Retry-After) under overload."""
         if ops or feedback:
-            await self.submit_record(records.encode(tenant.id, ops, feedback or []))
+            record = records.encode(tenant.id, ops, feedback or [])
+            await self.submit_record(record, len(ops), len(feedback or []), source=source)
 
-    async def submit_record(self, record: bytes) -> None:
-        """`submit` for a record already encoded (by a decode worker)."""
+    async def submit_record(self, record: bytes, runs: int, feedback: int = 0, *, source: str = "langsmith") -> None:
+        """`submit` for a record already encoded (by a decode worker), with its counts for the metrics."""
         await self.spool.append(record)
+        metrics.RUNS_ACCEPTED.labels(source).inc(runs)
+        metrics.FEEDBACK_ACCEPTED.inc(feedback)

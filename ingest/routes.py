@@ -42,7 +42,7 @@ def build_router(pipeline: Pipeline, decoder: DecodePool, *, max_body_bytes: int
         record, runs, feedback = await decoder.run(
             workers.multipart_record, body, content_encoding(request), boundary, tenant.id, max_body_bytes
         )
-        await pipeline.submit_record(record)
+        await pipeline.submit_record(record, runs, feedback)
         return _accepted(runs, feedback)
 
     @router.post(
@@ -56,7 +56,7 @@ def build_router(pipeline: Pipeline, decoder: DecodePool, *, max_body_bytes: int
         record, runs, _ = await decoder.run(
             workers.batch_record, body, content_encoding(request), tenant.id, max_body_bytes
         )
-        await pipeline.submit_record(record)
+        await pipeline.submit_record(record, runs)
         return _accepted(runs)
 
     @router.post("/runs", status_code=202, summary="Create one run", openapi_extra={"requestBody": _RUN_BODY})

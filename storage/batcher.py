@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from storage import metrics
 from storage.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -89,11 +90,14 @@ class Batcher:
         try:
             self.flush(records)
         except Exception as exc:
+            metrics.FLUSH_FAILURES.inc()
             if self.healthy:
                 log.exception("flush of %d records failed; keeping them in the spool and retrying", len(records))
             self.healthy, self.last_error = False, repr(exc)
             return False, full
         self.spool.commit(position)
+        metrics.FLUSH_RECORDS.observe(len(records))
+        metrics.FLUSH_SECONDS.observe(time.perf_counter() - started)
         if not self.healthy:
             log.warning("storage is back: flushed %d records", len(records))
         self.healthy, self.last_error = True, None

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from schemas import ApiError
+from storage import metrics
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ class Spool:
         self._file = open(self._segment_path(self._end.segment), "ab")  # noqa: SIM115 - kept open for appends
         self._thread = threading.Thread(target=self._write_loop, name="spool-writer", daemon=True)
         self._thread.start()
+        metrics.SPOOL_BYTES.set_function(self.depth_bytes)
 
     # -- paths and recovery ------------------------------------------------------------------------------
 

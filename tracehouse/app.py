@@ -19,6 +19,7 @@ from schemas import DEFAULT_TENANT_ID, ApiError
 from storage import Storage
 from storage.keys import KeyRepository
 from tracehouse.auth import AuthMiddleware
+from tracehouse.metrics import MetricsMiddleware, metrics_endpoint
 from tracehouse.ratelimit import RateLimiter
 from tracehouse.settings import Service, Settings
 
@@ -128,6 +129,7 @@ def create_app(settings: Settings, service: Service = "all") -> FastAPI:
         return JSONResponse({"ok": ready, **parts}, status_code=200 if ready else 503)
 
     meta.add_api_route("/health", health, methods=["GET"], summary="Readiness probe")
+    meta.add_api_route("/metrics", metrics_endpoint, methods=["GET"], summary="Prometheus metrics")
     routers = [meta, *(part.router for part in mounted)]
     for router in routers:
         app.include_router(router)
@@ -142,4 +144,5 @@ def create_app(settings: Settings, service: Service = "all") -> FastAPI:
     keys = KeyRepository(storage.clickhouse) if settings.auth == "api-key" else None
     limiter = RateLimiter(settings.rate_limit_rps, settings.rate_limit_burst) if settings.rate_limit_rps else None
     app.add_middleware(AuthMiddleware, lookup=keys.tenants_of if keys else None, limiter=limiter)
+    app.add_middleware(MetricsMiddleware)  # added last, so outermost: rejected requests are counted too
     return app

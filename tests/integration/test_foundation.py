@@ -82,3 +82,16 @@ def test_migrate_command_is_idempotent(tmp_path: Path) -> None:
         )
         assert out.returncode == 0, out.stderr
         assert "migrations applied" in out.stdout
+
+
+def test_metrics_expose_ingest_and_http(tmp_path: Path) -> None:
+    with Server(tmp_path / "data") as srv:
+        run = {"id": "0b0e7b8e-6c1a-4c37-9d1b-6a5a3f1d2e4f", "name": "m", "run_type": "chain"}
+        assert httpx.post(f"{srv.url}/runs", json=run).status_code == 202
+        httpx.get(f"{srv.url}/api/v1/info").raise_for_status()
+        assert httpx.get(f"{srv.url}/runs/not-a-uuid").status_code == 422
+        text = httpx.get(f"{srv.url}/metrics").text
+        assert 'tracehouse_ingest_runs_total{source="langsmith"} 1.0' in text
+        assert 'tracehouse_http_requests_total{method="GET",route="/info",status="200"} 1.0' in text
+        assert 'route="/runs/{run_id}",status="422"' in text, "labels use route templates, not raw paths"
+        assert "tracehouse_spool_bytes" in text and "tracehouse_flush_seconds_bucket" in text
