@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
@@ -135,6 +136,13 @@ def create_app(settings: Settings, service: Service = "all") -> FastAPI:
         app.include_router(router)
     for router in routers:
         app.include_router(router, prefix="/api/v1", include_in_schema=False)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        """A bug still answers JSON; the details go to the log, never to the client."""
+        request_id = uuid.uuid4().hex[:12]
+        log.error("unhandled error %s on %s %s", request_id, request.method, request.url.path, exc_info=exc)
+        return JSONResponse({"error": "internal error", "request_id": request_id, "status": 500}, status_code=500)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
