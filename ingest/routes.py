@@ -62,8 +62,9 @@ def build_router(pipeline: Pipeline, decoder: DecodePool, *, max_body_bytes: int
     @router.post("/runs", status_code=202, summary="Create one run", openapi_extra={"requestBody": _RUN_BODY})
     async def create_run(request: Request, tenant: CurrentTenant) -> JSONResponse:
         run = _json_object(await read_body(request, max_bytes=max_body_bytes))
-        await pipeline.submit(tenant, [decode.from_run("post", run.get("id"), run, "body")])
-        return _accepted(1)
+        op = decode.from_run("post", run.get("id"), run, "body")
+        await pipeline.submit(tenant, [op])
+        return JSONResponse({"accepted": {"runs": 1, "feedback": 0}, "id": str(op.run_id)}, status_code=202)
 
     @router.patch(
         "/runs/{run_id}",

@@ -75,7 +75,10 @@ def normalise(kind: OpKind, run_id: Any, fields: dict[str, Any], part: str) -> R
     """A validated RunOp. `None` values are dropped: in a patch they mean "unchanged", in a post "absent"."""
     if not isinstance(fields, dict):
         raise invalid(part, "body", "must be a JSON object")
-    rid_text = uuid_text(run_id if run_id is not None else fields.get("id"), part, "id")
+    given = run_id if run_id is not None else fields.get("id")
+    if given is None and kind == "post":
+        given = str(uuid.uuid4())  # LangSmith's RunCreate makes the id optional: the server picks one
+    rid_text = uuid_text(given, part, "id")
     if fields.get("id") is not None and uuid_text(fields["id"], part, "id") != rid_text:
         raise invalid(part, "id", f"does not match the run id {rid_text} in the part name or path")
     out: dict[str, Any] = {"id": rid_text}

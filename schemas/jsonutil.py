@@ -16,10 +16,15 @@ _OPTIONS = orjson.OPT_NON_STR_KEYS
 
 
 def loads(data: bytes | str) -> Any:
+    """Raises ValueError for anything that is not JSON, including nesting deeper than the parsers allow
+    (orjson stops at 1024 levels, the stdlib at the interpreter's recursion limit)."""
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
-        return json.loads(data)  # raises json.JSONDecodeError (a ValueError) on truly malformed input
+        try:
+            return json.loads(data)  # raises json.JSONDecodeError (a ValueError) on truly malformed input
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None
 
 
 def dumps(value: Any) -> bytes:

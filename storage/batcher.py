@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 
 from storage import metrics
-from storage.spool import Spool
+from storage.spool import Position, Spool
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class Batcher:
     def drain_once(self) -> tuple[bool, bool]:
         """Flush one batch from the checkpoint. Returns (stored, batch was full); not stored means storage
         failed and the batch stays in the spool."""
-        records, position = self.spool.read(max_records=self.max_records, max_bytes=self.max_bytes)
+        records, ends = self.spool.read(max_records=self.max_records, max_bytes=self.max_bytes)
         if not records:
             return True, False
         full = len(records) >= self.max_records or sum(map(len, records)) >= self.max_bytes
@@ -91,18 +91,40 @@ class Batcher:
             self.flush(records)
         except Exception as exc:
             metrics.FLUSH_FAILURES.inc()
+            if len(records) > 1 and self._one_by_one(records, ends):
+                return True, full
             if self.healthy:
                 log.exception("flush of %d records failed; keeping them in the spool and retrying", len(records))
             self.healthy, self.last_error = False, repr(exc)
             return False, full
-        self.spool.commit(position)
+        self.spool.commit(ends[-1])
         metrics.FLUSH_RECORDS.observe(len(records))
         metrics.FLUSH_SECONDS.observe(time.perf_counter() - started)
         if not self.healthy:
             log.warning("storage is back: flushed %d records", len(records))
         self.healthy, self.last_error = True, None
-        log.debug("flushed %d records in %.1f ms", len(records), (time.perf_counter() - started) * 1000)
         return True, full
+
+    def _one_by_one(self, records: list[bytes], ends: list[Position]) -> bool:
+        """After a failed batch: flush records singly. A record that fails while the next one succeeds is
+        poison (its content, not storage, is the problem) and is quarantined; two failures in a row mean
+        storage trouble, so stop there. Returns whether every record was stored or quarantined."""
+        failed: tuple[int, Exception] | None = None
+        for index, record in enumerate(records):
+            try:
+                self.flush([record])
+            except Exception as exc:
+                if failed is not None:
+                    return False
+                failed = (index, exc)
+                continue
+            if failed is not None:
+                path = self.spool.quarantine(records[failed[0]], repr(failed[1]))
+                metrics.QUARANTINED.inc()
+                log.error("quarantined a spool record that storage refuses (%r): %s", failed[1], path)
+                failed = None
+            self.spool.commit(ends[index])
+        return failed is None
 
     def stop(self, *, drain: bool = True, timeout: float = 30.0) -> None:
         """Stop the loop; with `drain`, flush what is spooled first (graceful shutdown), as long as storage

@@ -59,6 +59,44 @@ class Target:
         raise ValueError(f"unsupported scheme {parts.scheme!r}: use chdb:///dir or http(s)://user:pass@host:port/db")
 
 
+def storable(value: Any) -> Any:
+    """`value` with lone surrogates (valid in JSON text, not in UTF-8) replaced by U+FFFD, recursively.
+
+    Payload columns hold JSON text that escapes them, so payloads round-trip exactly; this only touches the
+    rare plain string (a run name, a metadata value, a filter literal) that carries one, which the driver
+    could not encode and which would otherwise fail its whole batch."""
+    if isinstance(value, str):
+        return value if value.isascii() else value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, list | tuple):
+        return type(value)(storable(v) for v in value)
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    return value
+
+
+class SafeClient:
+    """The driver's client, with text that UTF-8 cannot carry made storable: always in query parameters
+    (small), and in inserted data only when the driver refused it (free in the common case)."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def query(self, query: str, parameters: Any = None, **kwargs: Any) -> Any:
+        return self._client.query(query, parameters=storable(parameters), **kwargs)
+
+    def command(self, cmd: str, parameters: Any = None, **kwargs: Any) -> Any:
+        return self._client.command(cmd, parameters=storable(parameters), **kwargs)
+
+    def insert(self, table: str, data: Any, **kwargs: Any) -> Any:
+        try:
+            return self._client.insert(table, data, **kwargs)
+        except UnicodeEncodeError:
+            return self._client.insert(table, storable(list(data)), **kwargs)
+
+
 class ClickHouse:
     """Thread-local clients for one target; `client()` is the only way code reaches ClickHouse."""
 
@@ -66,17 +104,17 @@ class ClickHouse:
         self.target = target
         self.cluster = cluster
         self._local = threading.local()
-        self._clients: list[Client] = []
+        self._clients: list[SafeClient] = []
         self._lock = threading.Lock()
 
     @property
     def database(self) -> str:
         return self.target.database
 
-    def client(self) -> Client:
+    def client(self) -> SafeClient:
         client = getattr(self._local, "client", None)
         if client is None:
-            client = self._connect(self.target.database)
+            client = SafeClient(self._connect(self.target.database))
             self._local.client = client
             with self._lock:
                 self._clients.append(client)

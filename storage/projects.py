@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from schemas.projects import DEFAULT_PROJECT_NAME, Project, project_id_for_name
-from storage.clickhouse import ClickHouse
+from storage.clickhouse import ClickHouse, storable
 
 _COLUMNS = [
     "tenant_id",
@@ -131,6 +131,7 @@ class ProjectRepository:
 
     def resolve_name(self, tenant_id: uuid.UUID, name: str) -> uuid.UUID:
         """The id of the project called `name`, creating it on first use (runs may name unknown projects)."""
+        name = storable(name)
         cached = self._by_name.get((tenant_id, name))
         if cached is not None:
             return cached

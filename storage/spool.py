@@ -17,6 +17,7 @@ import logging
 import os
 import struct
 import threading
+import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,11 +190,12 @@ class Spool:
                 self._cond.wait(timeout)
             return self._end != self._checkpoint
 
-    def read(self, *, max_records: int, max_bytes: int) -> tuple[list[bytes], Position]:
-        """Records from the checkpoint on, up to the bounds; returns them and the position after the last."""
+    def read(self, *, max_records: int, max_bytes: int) -> tuple[list[bytes], list[Position]]:
+        """Records from the checkpoint on, up to the bounds, each with the position just after it."""
         with self._cond:
             position, end = self._checkpoint, self._end
         records: list[bytes] = []
+        ends: list[Position] = []
         size = 0
         while position < end and len(records) < max_records and size < max_bytes:
             path = self._segment_path(position.segment)
@@ -208,13 +210,32 @@ class Spool:
                 records.append(data[start : start + length])
                 size += length
                 offset = start + length
+                ends.append(Position(position.segment, position.offset + offset))
             position = Position(position.segment, position.offset + offset)
             if limit is None and offset >= len(data):
                 position = Position(position.segment + 1, 0)
-        return records, position
+        return records, ends
+
+    def quarantine(self, record: bytes, reason: str) -> Path:
+        """Set aside a record that storage refuses while accepting its neighbours (a poison record), so that
+        it cannot block every write after it. It is kept, durably, with the reason, for an operator."""
+        dead = self.directory / "quarantine"
+        dead.mkdir(exist_ok=True)
+        path = dead / f"{time.time_ns()}.rec"
+        with open(path, "wb") as f:
+            f.write(_HEADER.pack(len(record), zlib.crc32(record)) + record)
+            f.flush()
+            os.fsync(f.fileno())
+        path.with_suffix(".reason").write_text(reason)
+        self._fsync_dir()
+        return path
 
     def commit(self, position: Position) -> None:
         """Everything before `position` is stored downstream: persist the checkpoint, drop old segments."""
+        with self._cond:
+            end = self._end
+        while position.segment < end.segment and position.offset >= self._segment_path(position.segment).stat().st_size:
+            position = Position(position.segment + 1, 0)  # the end of a full segment is the start of the next
         tmp = self.directory / f"{_CHECKPOINT}.tmp"
         with open(tmp, "w") as f:
             f.write(f"{position.segment} {position.offset}")

@@ -10,13 +10,13 @@ from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 import ingest
 import query
 from ingest.flush import FlushOptions
 from ingest.pipeline import PipelineOptions
-from schemas import DEFAULT_TENANT_ID, ApiError
+from schemas import DEFAULT_TENANT_ID, ApiError, jsonutil
 from storage import Storage
 from storage.keys import KeyRepository
 from tracehouse.auth import AuthMiddleware
@@ -145,9 +145,12 @@ def create_app(settings: Settings, service: Service = "all") -> FastAPI:
         return JSONResponse({"error": "internal error", "request_id": request_id, "status": 500}, status_code=500)
 
     @app.exception_handler(ApiError)
-    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+    async def _api_error(request: Request, exc: ApiError) -> Response:
         headers = {"Retry-After": str(max(1, round(exc.retry_after)))} if exc.retry_after is not None else None
-        return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+        # jsonutil: a message may quote user text with lone surrogates, which JSONResponse cannot encode.
+        return Response(
+            jsonutil.dumps(exc.body()), status_code=exc.status, headers=headers, media_type="application/json"
+        )
 
     keys = KeyRepository(storage.clickhouse) if settings.auth == "api-key" else None
     limiter = RateLimiter(settings.rate_limit_rps, settings.rate_limit_burst) if settings.rate_limit_rps else None

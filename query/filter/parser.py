@@ -13,6 +13,7 @@ from __future__ import annotations
 from query.filter.ast import And, Compare, Literal, Node, Not, Or, Search
 from query.filter.lexer import FilterError, Token, tokenize
 
+MAX_DEPTH = 64  # nesting of and/or/not; deeper filters are rejected rather than recursing without bound
 COMPARATORS = frozenset({"eq", "neq", "gt", "gte", "lt", "lte", "has", "in", "like"})
 _CONSTANTS = {"true": True, "false": False, "null": None}
 
@@ -30,6 +31,7 @@ class _Parser:
     def __init__(self, tokens: list[Token]) -> None:
         self.tokens = tokens
         self.i = 0
+        self.depth = 0
 
     def peek(self) -> Token:
         return self.tokens[self.i]
@@ -73,10 +75,14 @@ class _Parser:
         raise FilterError(f"unknown operator {head.value!r}", head.pos)
 
     def _expressions(self, head: Token) -> list[Node]:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise FilterError(f"filter nested deeper than {MAX_DEPTH} levels", head.pos)
         items = [self.expr()]
         while self.peek().kind == ",":
             self.next()
             items.append(self.expr())
+        self.depth -= 1
         self.expect(")", f"',' or ')' in {head.value}()")
         return items
 

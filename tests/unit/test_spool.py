@@ -21,11 +21,11 @@ def append_all(spool: Spool, payloads: list[bytes]) -> None:
 def read_all(spool: Spool) -> list[bytes]:
     out: list[bytes] = []
     while True:
-        records, position = spool.read(max_records=7, max_bytes=1 << 20)
+        records, ends = spool.read(max_records=7, max_bytes=1 << 20)
         if not records:
             return out
         out.extend(records)
-        spool.commit(position)
+        spool.commit(ends[-1])
 
 
 def test_append_read_commit_and_rollover(tmp_path: Path) -> None:
@@ -42,9 +42,9 @@ def test_append_read_commit_and_rollover(tmp_path: Path) -> None:
 def test_replay_after_restart_starts_at_checkpoint(tmp_path: Path) -> None:
     spool = Spool(tmp_path, max_bytes=10 << 20, segment_bytes=500)
     append_all(spool, [b"a" * 50, b"b" * 50, b"c" * 50])
-    records, position = spool.read(max_records=1, max_bytes=1 << 20)
+    records, ends = spool.read(max_records=1, max_bytes=1 << 20)
     assert records == [b"a" * 50]
-    spool.commit(position)
+    spool.commit(ends[-1])
     spool.close()
     reopened = Spool(tmp_path, max_bytes=10 << 20, segment_bytes=500)
     assert read_all(reopened) == [b"b" * 50, b"c" * 50]
