@@ -35,12 +35,17 @@ class QueryService:
         pass
 
     def health(self) -> dict[str, Any]:
-        """Ready when ClickHouse answers: a query replica without storage can serve nothing."""
+        """Ready when ClickHouse answers: a query replica without storage can serve nothing. The blob store is
+        reported, not required: most reads never touch it."""
         try:
             self.storage.clickhouse.client().query("SELECT 1")
         except Exception as exc:
             return {"ready": False, "error": repr(exc)}
-        return {"ready": True}
+        try:
+            self.storage.blobs.check()
+        except Exception as exc:
+            return {"ready": True, "blobs_ok": False, "blobs_error": repr(exc)}
+        return {"ready": True, "blobs_ok": True}
 
 
 def build(storage: Storage, options: QueryOptions) -> QueryService:

@@ -1,8 +1,9 @@
 """Blob storage for large payloads and attachments: a local directory (embedded default) or S3 via boto3.
 
-Objects are plain bytes under a key. `compress=True` stores a zstd frame and `get()` undoes it, so callers
-never see the encoding: the file store marks compressed objects with a `.zst` suffix, S3 with
-`ContentEncoding: zstd`. Keys are `/`-separated and hierarchical (tenant/project/trace/run/...), so a whole
+Objects are plain bytes under a key; tracehouse serves them itself (signed URLs in the query service), since
+the store's own endpoint is often not reachable by clients. `compress=True` stores a zstd frame and `get()`
+undoes it, so callers never see the encoding: the file store marks compressed objects with a `.zst` suffix,
+S3 with `ContentEncoding: zstd`. Keys are `/`-separated and hierarchical (tenant/project/trace/run/...), so a whole
 trace or project is removed with one prefix delete.
 """
 
@@ -36,10 +37,6 @@ class BlobStore(Protocol):
     def delete(self, keys: Iterable[str]) -> None: ...
 
     def delete_prefix(self, prefix: str) -> int: ...
-
-    def presign(self, key: str, expires_in: int) -> str | None:
-        """A URL the client can download from directly, or None when tracehouse must serve the bytes."""
-        ...
 
     def check(self) -> None:
         """Raise if the store is unreachable; used by health checks and at start-up."""
@@ -111,9 +108,6 @@ class FileBlobStore:
         shutil.rmtree(target, ignore_errors=True)
         return count
 
-    def presign(self, key: str, expires_in: int) -> str | None:
-        return None
-
     def check(self) -> None:
         if not os.access(self.root, os.W_OK):
             raise OSError(f"blob directory {self.root} is not writable")
@@ -174,11 +168,6 @@ class S3BlobStore:
                 self._client.delete_objects(Bucket=self.bucket, Delete={"Objects": objects, "Quiet": True})
                 count += len(objects)
         return count
-
-    def presign(self, key: str, expires_in: int) -> str | None:
-        return self._client.generate_presigned_url(
-            "get_object", Params={"Bucket": self.bucket, "Key": self._key(key)}, ExpiresIn=expires_in
-        )
 
     def check(self) -> None:
         self._client.head_bucket(Bucket=self.bucket)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import pytest
 
 from storage.blobs import BlobNotFound, BlobStore, open_blob_store
@@ -48,11 +47,3 @@ def test_delete_prefix_removes_a_whole_trace_only(store: BlobStore) -> None:
 def test_rejects_unsafe_keys(tmp_path: Path, key: str) -> None:
     with pytest.raises(ValueError):
         open_blob_store(f"file://{tmp_path}").put(key, b"x")
-
-
-def test_s3_presigned_url_downloads(s3_bucket: str, moto_server: MotoServer) -> None:
-    store = open_blob_store(f"s3://{s3_bucket}", s3_endpoint_url=moto_server.url, s3_region="us-east-1")
-    store.put("a/b", b"hello", content_type="text/plain")
-    url = store.presign("a/b", 60)
-    assert url is not None
-    assert httpx.get(url).content == b"hello"
