@@ -23,6 +23,7 @@ from tracehouse.auth import AuthMiddleware
 from tracehouse.metrics import MetricsMiddleware, metrics_endpoint
 from tracehouse.ratelimit import RateLimiter
 from tracehouse.settings import Service, Settings
+from tracehouse.timeouts import RequestTimeoutMiddleware
 
 log = logging.getLogger("tracehouse")
 
@@ -155,5 +156,6 @@ def create_app(settings: Settings, service: Service = "all") -> FastAPI:
     keys = KeyRepository(storage.clickhouse) if settings.auth == "api-key" else None
     limiter = RateLimiter(settings.rate_limit_rps, settings.rate_limit_burst) if settings.rate_limit_rps else None
     app.add_middleware(AuthMiddleware, lookup=keys.tenants_of if keys else None, limiter=limiter)
+    app.add_middleware(RequestTimeoutMiddleware, seconds=settings.request_timeout_s)
     app.add_middleware(MetricsMiddleware)  # added last, so outermost: rejected requests are counted too
     return app

@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     short_ttl_days: int = Field(14, gt=0)
     long_ttl_days: int = Field(400, gt=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"  # json: one object per line, for log pipelines
+    request_timeout_s: float = Field(60, gt=0)  # a request (including reading its body) must finish within
 
     @field_validator("clickhouse_url")
     @classmethod

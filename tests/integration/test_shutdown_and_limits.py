@@ -1,0 +1,46 @@
+"""Graceful shutdown flushes the spool; requests have a deadline; logs can be structured."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+from storage import Storage
+from tests.support import Server
+
+
+def test_sigterm_flushes_everything_and_exits_zero(tmp_path: Path) -> None:
+    server = Server(tmp_path / "data", env={"TRACEHOUSE_FLUSH_INTERVAL_MS": "1000"}).start()
+    ids = [str(uuid.uuid4()) for _ in range(500)]
+    runs = [{"id": i, "name": "s", "run_type": "chain", "session_name": "shutdown"} for i in ids]
+    assert httpx.post(f"{server.url}/runs/batch", json={"post": runs}).status_code == 202
+    assert server.stop() == 0, "SIGTERM is a clean exit"
+    storage = Storage.open(f"chdb://{tmp_path / 'data' / 'clickhouse'}", f"file://{tmp_path / 'data' / 'blobs'}")
+    try:
+        stored = storage.clickhouse.client().query("SELECT count() FROM runs FINAL").result_rows[0][0]
+    finally:
+        storage.close()
+    assert stored == len(ids), "acknowledged runs were flushed before exit, not left for the next start"
+
+
+def test_slow_body_gets_408(tmp_path: Path) -> None:
+    env = {"TRACEHOUSE_REQUEST_TIMEOUT_S": "1", "TRACEHOUSE_LOG_FORMAT": "json", "TRACEHOUSE_LOG_LEVEL": "info"}
+    with Server(tmp_path / "data", env=env) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
+            conn.sendall(
+                b"POST /runs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b'Content-Length: 1000\r\n\r\n{"name":'
+            )
+            started = time.monotonic()
+            reply = conn.recv(4096)
+        assert reply.startswith(b"HTTP/1.1 408"), reply[:100]
+        assert time.monotonic() - started < 5
+        assert httpx.get(f"{server.url}/ok").status_code == 200
+    lines = [line for line in server.log_path.read_text().splitlines() if line.startswith("{")]
+    assert lines, "json logs"
+    assert all("levelname" in json.loads(line) for line in lines)
