@@ -58,6 +58,16 @@ WHERE tenant_id = {{tenant:UUID}} AND {where}
 GROUP BY {group_by} key
 """
 
+# Feedback of projects: by its own project column (filled at write time when the run was known), or, for
+# feedback stored before its run, through the run. The inner set is only the unlinked feedback's run ids, so
+# the project's key range of `runs` (one column, no FINAL: ids never change between versions) is filtered by a
+# small set instead of becoming a set of every run of the project.
+PROJECT_SQL = (
+    "(session_id IN {sessions:Array(UUID)} OR (session_id IS NULL AND run_id IN (SELECT id FROM runs "
+    "WHERE tenant_id = {tenant:UUID} AND session_id IN {sessions:Array(UUID)} AND id IN (SELECT run_id "
+    "FROM feedback WHERE tenant_id = {tenant:UUID} AND session_id IS NULL))))"
+)
+
 RetentionHook = Callable[[uuid.UUID, list[uuid.UUID], list[uuid.UUID]], None]
 
 
@@ -87,12 +97,34 @@ class FeedbackRepository:
     def ingest(self, tenant_id: uuid.UUID, items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         """Store SDK feedback dicts (multipart `feedback.<id>` parts, POST /feedback). Idempotent by id."""
         stored = [validate_feedback(item) for item in items]
+        self._link(tenant_id, stored)
         self._insert(tenant_id, stored)
         if self.on_feedback is not None and stored:
             traces = [f["trace_id"] for f in stored if f["trace_id"]]
             runs = [f["run_id"] for f in stored if f["run_id"] and not f["trace_id"]]
             self.on_feedback(tenant_id, traces, runs)
         return stored
+
+    def _link(self, tenant_id: uuid.UUID, items: list[dict[str, Any]]) -> None:
+        """Fill project and trace from the run when the client did not send them and the run is stored, so that
+        project reads find the feedback by its own columns; the rest is linked at read time (`PROJECT_SQL`)."""
+        unlinked = {f["run_id"] for f in items if f["run_id"] and not (f["session_id"] and f["trace_id"])}
+        if not unlinked:
+            return
+        located = (
+            self._ch.client()
+            .query(
+                "SELECT id, session_id, trace_id FROM run_ids FINAL "
+                "WHERE tenant_id = {t:UUID} AND id IN {ids:Array(UUID)}",
+                parameters={"t": tenant_id, "ids": list(unlinked)},
+            )
+            .result_rows
+        )
+        where = {run_id: (session_id, trace_id) for run_id, session_id, trace_id in located}
+        for f in items:
+            if f["run_id"] in where:
+                f["session_id"] = f["session_id"] or where[f["run_id"]][0]
+                f["trace_id"] = f["trace_id"] or where[f["run_id"]][1]
 
     def _insert(self, tenant_id: uuid.UUID, items: list[dict[str, Any]], *, deleted: bool = False) -> None:
         if not items:
@@ -186,10 +218,7 @@ class FeedbackRepository:
             conds.append("source_type IN {sources:Array(String)}")
             params["sources"] = sources
         if sessions:
-            conds.append(
-                "(session_id IN {sessions:Array(UUID)} OR run_id IN (SELECT id FROM runs "
-                "WHERE tenant_id = {tenant:UUID} AND session_id IN {sessions:Array(UUID)}))"
-            )
+            conds.append(PROJECT_SQL)
             params["sessions"] = sessions
         if has_comment is not None:
             conds.append("ifNull(comment, '') != ''" if has_comment else "ifNull(comment, '') = ''")
@@ -216,16 +245,9 @@ class FeedbackRepository:
         return {row["key"]: stats_entry(row) for row in self.stats(tenant_id, where, params)}
 
     def stats_for_projects(self, tenant_id: uuid.UUID, project_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
-        """Feedback stats per project: feedback naming the project, or on a run of it (linked at read time).
-        The run ids come from the project's key range of `runs` without FINAL: ids never change between
-        versions, so duplicates do not matter to IN, and reading one column of a key range is cheap."""
+        """Feedback stats per project (see `PROJECT_SQL`)."""
         return {
-            project_id: self.stats_by_key(
-                tenant_id,
-                "(session_id = {p:UUID} OR run_id IN (SELECT id FROM runs "
-                "WHERE tenant_id = {tenant:UUID} AND session_id = {p:UUID}))",
-                {"p": project_id},
-            )
+            project_id: self.stats_by_key(tenant_id, PROJECT_SQL, {"sessions": [project_id]})
             for project_id in project_ids
         }
 

@@ -29,15 +29,13 @@ WHERE tenant_id = {{tenant:UUID}} AND {where}
 {group_by}
 """
 
+# One FINAL pass for every facet (four UNION ALL passes took twice as long on 1M runs). The counts are
+# approximate for high-cardinality columns (names), exact for the few values of the others.
 _FACETS = """
-SELECT key, value, n FROM (
-    SELECT 'run_type' AS key, toString(run_type) AS value, count() AS n FROM runs FINAL {scope} GROUP BY value
-    UNION ALL SELECT 'name', name, count() FROM runs FINAL {scope} GROUP BY name
-    UNION ALL SELECT 'status', toString(status), count() FROM runs FINAL {scope} GROUP BY status
-    UNION ALL SELECT 'tags', tag, count() FROM runs FINAL ARRAY JOIN tags AS tag {scope} GROUP BY tag
-)
-ORDER BY key, n DESC, value
-LIMIT 20 BY key
+SELECT approx_top_count(20)(toString(run_type)) AS run_type, approx_top_count(20)(name) AS name,
+       approx_top_count(20)(toString(status)) AS status, approx_top_countArray(20)(tags) AS tags
+FROM runs FINAL
+WHERE tenant_id = {tenant:UUID} AND session_id = {project:UUID}
 """
 
 
@@ -78,15 +76,14 @@ class RunStats:
 
     def facets(self, tenant_id: uuid.UUID, project_id: uuid.UUID) -> list[dict[str, Any]]:
         """Most frequent values of run_type, name, status and tags, each with the filter that selects them."""
-        scope = "WHERE tenant_id = {tenant:UUID} AND session_id = {project:UUID}"
-        rows = (
-            self._ch.client()
-            .query(_FACETS.format(scope=scope), parameters={"tenant": tenant_id, "project": project_id})
-            .result_rows
+        (row,) = (
+            self._ch.client().query(_FACETS, parameters={"tenant": tenant_id, "project": project_id}).named_results()
         )
         out = []
-        for key, value, n in rows:
-            quoted = value.replace("\\", "\\\\").replace('"', '\\"')
-            query = f'has(tags, "{quoted}")' if key == "tags" else f'eq({key}, "{quoted}")'
-            out.append({"key": key, "value": value, "count": n, "query": query})
+        for key, top in row.items():
+            for entry in top:
+                value = entry["item"]
+                quoted = value.replace("\\", "\\\\").replace('"', '\\"')
+                query = f'has(tags, "{quoted}")' if key == "tags" else f'eq({key}, "{quoted}")'
+                out.append({"key": key, "value": value, "count": entry["count"], "query": query})
         return out
