@@ -148,7 +148,9 @@ class Flusher:
         """Apply `ops` (and re-derive the stored runs in `rederive`), write the new versions; returns the
         stored runs whose dotted order changed, whose children must follow."""
         touched = {op.run_id for op in ops} | set(rederive)
-        states = self._states(tenant_id, touched)
+        # Working copies: the cache keeps its states until this batch is stored (a failed insert is retried
+        # from the same states; derivation below writes into the state it derives).
+        states = {k: _working_copy(v) for k, v in self._states(tenant_id, touched).items()}
         before = {run_id: (state or {}).get("dotted_order") for run_id, state in states.items()}
         pending_before = {run_id for run_id, state in states.items() if state is not None and not state[merge.HAS_POST]}
         for op in ops:
@@ -323,6 +325,12 @@ class Flusher:
             version,
             0,
         ]
+
+
+def _working_copy(state: dict[str, Any] | None) -> dict[str, Any] | None:
+    if state is None:
+        return None
+    return {**state, merge.REFS: dict(state.get(merge.REFS) or {})}
 
 
 def _parents_first(ids: set[uuid.UUID], states: dict[uuid.UUID, dict[str, Any] | None]) -> list[uuid.UUID]:
