@@ -9,9 +9,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from query.cursors import Cursor
 from query.filter import FilterError, Node, Params, Search, compile_filter, parse
@@ -25,23 +25,38 @@ WINDOWS: tuple[timedelta | None, ...] = (timedelta(hours=1), timedelta(days=1), 
 _TIME = "DateTime64(6, 'UTC')"
 
 
+def _one_or_many(value: Any) -> Any:
+    return [value] if isinstance(value, (str, uuid.UUID)) else value
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# Body field types shared by the run and thread queries: one id or a list of them; naive times are UTC.
+UuidList = Annotated[list[uuid.UUID] | None, BeforeValidator(_one_or_many)]
+UtcTime = Annotated[datetime | None, AfterValidator(_utc)]
+
+
 class RunQuery(BaseModel):
     """The body of `POST /runs/query`; unknown keys are ignored (the SDK passes **kwargs through)."""
 
     model_config = ConfigDict(extra="ignore")
 
-    session: list[uuid.UUID] | None = None
-    session_id: list[uuid.UUID] | None = None
-    id: list[uuid.UUID] | None = None
+    session: UuidList = None
+    session_id: UuidList = None
+    id: UuidList = None
     trace: uuid.UUID | None = None
     parent_run: uuid.UUID | None = None
     run_type: str | None = None
     is_root: bool | None = None
     execution_order: int | None = Field(None, ge=1)
     error: bool | None = None
-    start_time: datetime | None = None
-    end_time: datetime | None = None
-    reference_example: list[uuid.UUID] | None = None
+    start_time: UtcTime = None
+    end_time: UtcTime = None
+    reference_example: UuidList = None
     query: str | None = None
     filter: str | None = None
     trace_filter: str | None = None
@@ -50,18 +65,6 @@ class RunQuery(BaseModel):
     limit: int = Field(MAX_LIMIT, ge=1)
     cursor: str | None = None
     order: Literal["asc", "desc"] = "desc"
-
-    @field_validator("session", "session_id", "id", "reference_example", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: Any) -> Any:
-        return [value] if isinstance(value, (str, uuid.UUID)) else value
-
-    @field_validator("start_time", "end_time")
-    @classmethod
-    def _utc(cls, value: datetime | None) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
     @field_validator("limit", mode="after")
     @classmethod

@@ -11,15 +11,15 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from query.filter import Params
 from query.run_reads import CurrentTenant, JsonBody, RunReads, json_response
-from query.run_search import MAX_LIMIT, RunQuery, compile_argument
+from query.run_search import MAX_LIMIT, RunQuery, UtcTime, UuidList, compile_argument
 from query.serialize import iso
 from schemas import ApiError, jsonutil
 
@@ -29,23 +29,13 @@ _TIME = "DateTime64(6, 'UTC')"
 class ThreadQuery(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    session: list[uuid.UUID] | None = None
-    session_id: list[uuid.UUID] | None = None
+    session: UuidList = None
+    session_id: UuidList = None
     filter: str | None = None
-    start_time: datetime | None = None
-    end_time: datetime | None = None
+    start_time: UtcTime = None
+    end_time: UtcTime = None
     limit: int = Field(MAX_LIMIT, ge=1)
     cursor: str | None = None
-
-    @field_validator("session", "session_id", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: Any) -> Any:
-        return [value] if isinstance(value, (str, uuid.UUID)) else value
-
-    @field_validator("start_time", "end_time")
-    @classmethod
-    def _utc(cls, value: datetime | None) -> datetime | None:
-        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 def _encode_cursor(last_start: datetime, thread_id: str) -> str:

@@ -13,40 +13,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from storage.clickhouse import ClickHouse
+from storage.runs import RUN_COLUMNS
 
 # Columns every run read returns. Payload columns are added only on request (they dominate the bytes read).
-META_COLUMNS = (
-    "id",
-    "session_id",
-    "trace_id",
-    "parent_run_id",
-    "parent_run_ids",
-    "dotted_order",
-    "is_root",
-    "name",
-    "run_type",
-    "status",
-    "start_time",
-    "end_time",
-    "first_token_time",
-    "error",
-    "payload_refs",
-    "attachments",
-    "tags",
-    "thread_id",
-    "reference_example_id",
-    "prompt_tokens",
-    "completion_tokens",
-    "total_tokens",
-    "prompt_cost",
-    "completion_cost",
-    "total_cost",
-    "prompt_token_details",
-    "completion_token_details",
-    "prompt_cost_details",
-    "completion_cost_details",
-)
 PAYLOAD_COLUMNS = ("inputs", "outputs", "extra", "events", "serialized")
+_NOT_RETURNED = (
+    "tenant_id",
+    "metadata",
+    "inputs_kv",
+    "outputs_kv",
+    "ttl_days",
+    "version",
+    "is_deleted",
+)  # filters only
+META_COLUMNS = tuple(c for c in RUN_COLUMNS if c not in PAYLOAD_COLUMNS + _NOT_RETURNED)
 TREE_COLUMNS = ("id", "parent_run_id", "parent_run_ids", "dotted_order", "start_time")
 
 # Children can start a little before their parent when clocks of distributed services disagree; trace reads
