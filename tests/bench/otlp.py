@@ -14,19 +14,17 @@ import gzip
 import os
 import random
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
 
-import httpx
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from ingest.otlp import Encoding, TraceLinks, map_request, parse
 from storage import Storage
-from tests.bench.ingest import BOUNDARY, _text, pct, sdk_body
+from tests.bench.ingest import BOUNDARY, _text, pct, run_load, sdk_body
 from tests.support import Server
 
 PROJECT = "otlp-bench"
@@ -88,37 +86,6 @@ def otlp_body(spans: int = 100) -> bytes:
     return request.SerializeToString()
 
 
-def send_all(
-    url: str, path: str, bodies: list[bytes], headers: dict[str, str], clients: int
-) -> tuple[float, list[float]]:
-    latencies: list[float] = []
-    lock = threading.Lock()
-    cursor = iter(range(len(bodies)))
-    started = time.perf_counter()
-
-    def client() -> None:
-        with httpx.Client(base_url=url, timeout=60) as http:
-            while (index := _next(cursor, lock)) is not None:
-                t0 = time.perf_counter()
-                response = http.post(path, content=bodies[index], headers=headers)
-                elapsed = time.perf_counter() - t0
-                assert response.status_code in (200, 202), response.text
-                with lock:
-                    latencies.append(elapsed)
-
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return time.perf_counter() - started, latencies
-
-
-def _next(cursor: object, lock: threading.Lock) -> int | None:
-    with lock:
-        return next(cursor, None)  # type: ignore[call-overload]
-
-
 def stored_runs(data_dir: Path) -> int:
     storage = Storage.open(f"chdb://{data_dir / 'clickhouse'}", f"file://{data_dir / 'blobs'}")
     try:
@@ -134,7 +101,7 @@ def serve_and_load(
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "data"
         server = Server(data_dir).start()
-        load_time, latencies = send_all(server.url, path, bodies, headers, clients)
+        load_time, latencies = run_load(server.url, bodies, clients, path=path, headers=headers)
         t0 = time.perf_counter()
         assert server.stop() == 0  # graceful stop drains the spool into ClickHouse
         return load_time, latencies, time.perf_counter() - t0, stored_runs(data_dir)
