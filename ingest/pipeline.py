@@ -27,6 +27,7 @@ class PipelineOptions:
 
 class Pipeline:
     def __init__(self, storage: Storage, options: PipelineOptions) -> None:
+        self.storage = storage
         self.spool = Spool(options.spool_dir, max_bytes=options.spool_max_bytes)
         self.flusher = Flusher(storage, options.flush)
         self.batcher = Batcher(
@@ -34,8 +35,13 @@ class Pipeline:
             self.flusher,
             interval=options.flush_interval,
             max_bytes=options.flush_max_bytes,
-            maintenance=self.flusher.reconcile,
+            maintenance=self._maintenance,
         )
+
+    def _maintenance(self) -> None:
+        """On the batcher's thread, every few seconds: merge parked patches, and expire old blobs (hourly)."""
+        self.flusher.reconcile()
+        self.storage.retention.expire_blobs(self.storage.blobs)
 
     def start(self) -> None:
         self.batcher.start()

@@ -12,7 +12,9 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -37,6 +39,10 @@ class BlobStore(Protocol):
     def delete(self, keys: Iterable[str]) -> None: ...
 
     def delete_prefix(self, prefix: str) -> int: ...
+
+    def delete_older_than(self, age_seconds: float) -> int:
+        """Remove objects written more than `age_seconds` ago (retention); returns how many."""
+        ...
 
     def check(self) -> None:
         """Raise if the store is unreachable; used by health checks and at start-up."""
@@ -108,6 +114,15 @@ class FileBlobStore:
         shutil.rmtree(target, ignore_errors=True)
         return count
 
+    def delete_older_than(self, age_seconds: float) -> int:
+        cutoff = time.time() - age_seconds
+        count = 0
+        for path in self.root.rglob("*"):
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink(missing_ok=True)
+                count += 1
+        return count
+
     def check(self) -> None:
         if not os.access(self.root, os.W_OK):
             raise OSError(f"blob directory {self.root} is not writable")
@@ -167,6 +182,17 @@ class S3BlobStore:
             if objects:
                 self._client.delete_objects(Bucket=self.bucket, Delete={"Objects": objects, "Quiet": True})
                 count += len(objects)
+        return count
+
+    def delete_older_than(self, age_seconds: float) -> int:
+        """Prefer a bucket lifecycle rule in production (no listing); this covers stores without one."""
+        cutoff = datetime.now(UTC) - timedelta(seconds=age_seconds)
+        count = 0
+        for page in self._client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix):
+            old = [{"Key": o["Key"]} for o in page.get("Contents", []) if o["LastModified"] < cutoff]
+            if old:
+                self._client.delete_objects(Bucket=self.bucket, Delete={"Objects": old, "Quiet": True})
+                count += len(old)
         return count
 
     def check(self) -> None:

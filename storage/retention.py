@@ -8,9 +8,11 @@ The batcher keeps a stored run's `ttl_days` when it writes a later version of it
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import defaultdict
 
+from storage.blobs import BlobStore
 from storage.clickhouse import ClickHouse
 from storage.projects import ProjectRepository
 
@@ -21,6 +23,7 @@ class Retention:
         self.projects = projects
         self.short_days = short_days
         self.long_days = long_days
+        self._next_blob_sweep = 0.0
 
     def days(self, tenant_id: uuid.UUID, project_id: uuid.UUID) -> tuple[int, int]:
         """(short, long) retention of a project: its own settings, else the server's."""
@@ -28,6 +31,18 @@ class Retention:
         short = (project.short_ttl_days if project else None) or self.short_days
         long = (project.long_ttl_days if project else None) or self.long_days
         return short, max(short, long)
+
+    def expire_blobs(self, blobs: BlobStore, *, every_seconds: float = 3600.0) -> int:
+        """At most hourly: remove blobs older than the longest retention any project has, plus a week's
+        margin. Blobs are written once per payload, so a blob that old belongs to no run still kept (a run
+        rewritten with an unchanged payload more than that long after it was offloaded is the exception)."""
+        now = time.monotonic()
+        if now < self._next_blob_sweep:
+            return 0
+        self._next_blob_sweep = now + every_seconds
+        longest = self._ch.client().query("SELECT max(ifNull(long_ttl_days, 0)) FROM projects FINAL").result_rows
+        days = max(self.long_days, longest[0][0] or 0) + 7
+        return blobs.delete_older_than(days * 86400)
 
     def upgrade(self, tenant_id: uuid.UUID, trace_ids: list[uuid.UUID], run_ids: list[uuid.UUID]) -> None:
         """Keep these traces (and the traces of these runs) for their project's long-lived period."""
