@@ -16,10 +16,12 @@ import multiprocessing
 import signal
 import uuid
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 from ingest import decode, records
 from ingest.body import decompress
 from ingest.multipart import split_parts
+from schemas import ApiError
 
 _PR_SET_PDEATHSIG = 1
 
@@ -48,12 +50,13 @@ class DecodePool:
 
     def __init__(self, processes: int) -> None:
         self.processes = processes
-        self._pool = (
-            ProcessPoolExecutor(
-                max_workers=processes, mp_context=multiprocessing.get_context("spawn"), initializer=_die_with_parent
-            )
-            if processes > 0
-            else None
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor | None:
+        if self.processes <= 0:
+            return None
+        return ProcessPoolExecutor(
+            max_workers=self.processes, mp_context=multiprocessing.get_context("spawn"), initializer=_die_with_parent
         )
 
     def start(self) -> None:
@@ -64,7 +67,15 @@ class DecodePool:
 
     async def run(self, fn, *args):  # type: ignore[no-untyped-def]
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, fn, *args)
+        pool = self._pool
+        try:
+            return await loop.run_in_executor(pool, fn, *args)
+        except BrokenProcessPool:
+            # A worker died (killed, out of memory): nothing of this request was spooled, so the client may
+            # retry; later requests get a fresh pool instead of failing forever.
+            if self._pool is pool:
+                self._pool = self._new_pool()
+            raise ApiError(503, "request decoding was interrupted; retry", retry_after=1) from None
 
     def close(self) -> None:
         if self._pool is not None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -44,3 +47,17 @@ def test_slow_body_gets_408(tmp_path: Path) -> None:
     lines = [line for line in server.log_path.read_text().splitlines() if line.startswith("{")]
     assert lines, "json logs"
     assert all("levelname" in json.loads(line) for line in lines)
+
+
+def test_a_killed_decode_worker_is_replaced(tmp_path: Path) -> None:
+    with Server(tmp_path / "data") as server:
+        assert server.proc is not None
+        children = subprocess.run(
+            ["pgrep", "-P", str(server.proc.pid), "-f", "spawn_main"], capture_output=True, text=True, check=True
+        ).stdout.split()
+        assert children, "a decode worker runs beside the server"
+        for pid in children:
+            os.kill(int(pid), signal.SIGKILL)
+        body = {"post": [{"id": str(uuid.uuid4()), "name": "w", "run_type": "chain"}]}
+        statuses = [httpx.post(f"{server.url}/runs/batch", json=body).status_code for _ in range(3)]
+        assert statuses[0] in (202, 503) and statuses[-1] == 202, statuses
