@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 _OFFLOADED = ("inputs", "outputs", "events", "extra")
 _JSON_DEFAULTS = {"inputs": "{}", "extra": "{}", "events": "[]"}
+_EMPTY_TEXTS = frozenset(_JSON_DEFAULTS.values())
 
 _MAX_DEPTH = 100  # bound on re-deriving descendants after a dotted order changed
 _SESSION, _START = RUN_COLUMNS.index("session_id"), RUN_COLUMNS.index("start_time")
@@ -137,6 +138,21 @@ class Flusher:
         for tenant_id, ops in by_tenant.items():
             self._write_runs(tenant_id, ops, retire={op.run_id for op in ops})
         return len(found)
+
+    def promote_orphans(self, limit: int = 1_000, min_age: float = 600.0) -> int:
+        """Runs that only ever got a patch (the client's post was lost): after `min_age` seconds without their
+        post, a patch that names the run (name, type, start) is stored as the run, so it is not hidden forever.
+        A post that still arrives later merges as usual (a post fills what is missing)."""
+        by_tenant: dict[uuid.UUID, list[RunOp]] = defaultdict(list)
+        for tenant_id, run_id, text in self.runs.pending_older_than(limit, min_age):
+            state = jsonutil.loads(text)
+            if all(state.get(k) for k in ("name", "run_type", "start_time")):
+                self.cache.drop((tenant_id, run_id))
+                op = merge.absorb(state, run_id)
+                by_tenant[tenant_id].append(RunOp("post", run_id, op.fields, op.attachments))
+        for tenant_id, ops in by_tenant.items():
+            self._write_runs(tenant_id, ops, retire={op.run_id for op in ops})
+        return sum(len(ops) for ops in by_tenant.values())
 
     def _write_runs(
         self,
@@ -409,7 +425,7 @@ def state_from_row(row: dict[str, Any], blobs: BlobStore) -> dict[str, Any]:
     for name in ("inputs", "outputs", "extra", "events", "serialized"):
         if name in refs:
             state[name] = jsonutil.loads(blobs.get(refs[name]))
-        elif row[name]:
+        elif row[name] and row[name] not in _EMPTY_TEXTS:  # empty defaults stand for "absent": a post may fill
             state[name] = jsonutil.loads(row[name])
     return state
 

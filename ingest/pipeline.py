@@ -39,8 +39,10 @@ class Pipeline:
         )
 
     def _maintenance(self) -> None:
-        """On the batcher's thread, every few seconds: merge parked patches, and expire old blobs (hourly)."""
+        """On the batcher's thread, every few seconds: merge parked patches, store runs whose post never came,
+        and expire old blobs (hourly)."""
         self.flusher.reconcile()
+        self.flusher.promote_orphans()
         self.storage.retention.expire_blobs(self.storage.blobs)
 
     def start(self) -> None:

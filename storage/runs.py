@@ -130,6 +130,18 @@ class RunStore:
             parameters={"keys": pending},
         ).result_rows
 
+    def pending_older_than(self, limit: int, min_age: float) -> list[tuple[uuid.UUID, uuid.UUID, str]]:
+        """Pending patches (tenant, id, state) untouched for `min_age` seconds: their post may never come."""
+        return (
+            self._ch.client()
+            .query(
+                "SELECT tenant_id, id, state FROM pending_runs FINAL "
+                "WHERE updated_at <= now64(3) - toIntervalMillisecond({age:UInt64}) LIMIT {n:UInt32}",
+                parameters={"n": limit, "age": int(min_age * 1000)},
+            )
+            .result_rows
+        )
+
     def children(self, tenant_id: uuid.UUID, parents: list[dict[str, Any]]) -> set[uuid.UUID]:
         """Ids of the stored children of these runs (given as states: id, trace_id, _session, start_time).
         Reads the parents' projects from their start on (less a clock-skew margin) through the trace_id index."""

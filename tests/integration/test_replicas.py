@@ -137,3 +137,24 @@ def test_children_stored_before_their_parents_follow_them(storage: Storage) -> N
     root_dotted = by_id[trace][1]
     assert by_id[child][1].startswith(root_dotted + ".")
     assert by_id[grandchild][1].startswith(by_id[child][1] + ".")
+
+
+def test_a_run_whose_post_never_comes_is_shown_after_a_while(storage: Storage) -> None:
+    flusher = Flusher(storage, FlushOptions())
+    run_id = uuid.uuid4()
+    fields = {
+        "id": str(run_id),
+        "name": "orphan",
+        "run_type": "llm",
+        "start_time": "2026-11-01T00:00:00.000000+00:00",
+        "end_time": "2026-11-01T00:00:01.000000+00:00",
+        "outputs": {"a": 2},
+        "session_name": "replicas",
+    }
+    flusher([records.encode(T, [RunOp("patch", run_id, fields)], [])])
+    assert flusher.promote_orphans(min_age=3600) == 0, "too recent: its post may still come"
+    assert flusher.promote_orphans(min_age=0) == 1
+    row = stored(storage, run_id)
+    assert (row["status"], row["outputs"], row["pending"]) == ("success", '{"a":2}', 0)
+    flusher([post(run_id)])  # the post comes after all: it fills what the patch did not have
+    assert stored(storage, run_id)["inputs"] == '{"q":1}'
