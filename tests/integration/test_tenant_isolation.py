@@ -231,7 +231,7 @@ def test_revoked_key_is_refused(tmp_path: Path) -> None:
 
 
 def test_rate_limit_answers_429_with_retry_after(tmp_path: Path) -> None:
-    env = {"TRACEHOUSE_RATE_LIMIT_RPS": "1", "TRACEHOUSE_RATE_LIMIT_BURST": "3"}
+    env = {"TRACEHOUSE_RATE_LIMIT_RPS": "0.1", "TRACEHOUSE_RATE_LIMIT_BURST": "3"}  # a token per 10 s
     with Server(tmp_path / "data", env=env) as server:
         statuses = [httpx.get(f"{server.url}/sessions").status_code for _ in range(6)]
         assert statuses[:3] == [200, 200, 200] and 429 in statuses[3:]
