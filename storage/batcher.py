@@ -106,9 +106,10 @@ class Batcher:
         return True, full
 
     def _one_by_one(self, records: list[bytes], ends: list[Position]) -> bool:
-        """After a failed batch: flush records singly. A record that fails while the next one succeeds is
-        poison (its content, not storage, is the problem) and is quarantined; two failures in a row mean
-        storage trouble, so stop there. Returns whether every record was stored or quarantined."""
+        """After a failed batch: flush records singly. A record that fails, while the next one succeeds and it
+        fails again right after, is poison (its content, not storage, is the problem) and is quarantined; two
+        failures in a row mean storage trouble, so stop there. Returns whether every record was stored or
+        quarantined."""
         failed: tuple[int, Exception] | None = None
         for index, record in enumerate(records):
             try:
@@ -119,9 +120,12 @@ class Batcher:
                 failed = (index, exc)
                 continue
             if failed is not None:
-                path = self.spool.quarantine(records[failed[0]], repr(failed[1]))
-                metrics.QUARANTINED.inc()
-                log.error("quarantined a spool record that storage refuses (%r): %s", failed[1], path)
+                try:  # its neighbour went through: one more try tells a passing fault from a poison record
+                    self.flush([records[failed[0]]])
+                except Exception as exc:
+                    path = self.spool.quarantine(records[failed[0]], repr(exc))
+                    metrics.QUARANTINED.inc()
+                    log.error("quarantined a spool record that storage refuses (%r): %s", exc, path)
                 failed = None
             self.spool.commit(ends[index])
         return failed is None

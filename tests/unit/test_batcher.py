@@ -70,3 +70,19 @@ def test_a_lone_failing_record_waits_for_evidence(tmp_path: Path) -> None:
     assert batcher.drain_once()[0] is True
     assert storage.stored == [b"c"] and len(list((tmp_path / "quarantine").glob("*.rec"))) == 1
     spool.close()
+
+
+def test_a_passing_fault_is_retried_not_quarantined(tmp_path: Path) -> None:
+    storage = Storage()
+    calls = {"n": 0}
+
+    def flaky(records: list[bytes]) -> None:
+        calls["n"] += 1
+        if calls["n"] in (1, 2):  # the batch and then the first record alone fail, then storage recovers
+            raise RuntimeError("blip")
+        storage.flush(records)
+
+    spool = spool_with(tmp_path, b"a", b"b")
+    assert Batcher(spool, flaky).drain_once()[0] is True
+    assert sorted(storage.stored) == [b"a", b"b"] and not (tmp_path / "quarantine").exists()
+    spool.close()
