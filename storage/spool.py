@@ -19,6 +19,7 @@ import struct
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,7 +58,7 @@ class Spool:
         self.max_pending_bytes = max_pending_bytes
         directory.mkdir(parents=True, exist_ok=True)
         self._cond = threading.Condition()
-        self._pending: list[tuple[bytes, asyncio.Future[None] | None]] = []
+        self._pending: list[tuple[bytes, Callable[[BaseException | None], None]]] = []  # record, "durable" callback
         self._pending_bytes = 0
         self._stopping = False
         self._checkpoint = self._read_checkpoint()
@@ -145,7 +146,7 @@ class Spool:
                 )
             if self._pending_bytes + size > self.max_pending_bytes:
                 raise ApiError(429, "too many requests waiting for the disk; retry later", retry_after=1)
-            self._pending.append((payload, future))
+            self._pending.append((payload, lambda error: loop.call_soon_threadsafe(_resolve, future, error)))
             self._pending_bytes += size
             self._cond.notify_all()
         return future
@@ -172,9 +173,8 @@ class Spool:
             except BaseException as exc:  # disk full, I/O error: fail these requests, keep serving
                 log.exception("spool write failed")
                 error = exc
-            for _, future in batch:
-                if future is not None:
-                    future.get_loop().call_soon_threadsafe(_resolve, future, error)
+            for _, done in batch:
+                done(error)
 
     def _roll_locked(self) -> None:
         self._file.close()
@@ -229,6 +229,36 @@ class Spool:
         path.with_suffix(".reason").write_text(reason)
         self._fsync_dir()
         return path
+
+    def requeue_quarantined(self) -> int:
+        """Put quarantined records back at the end of the log (after the cause was fixed); returns how many.
+        Each one is durable in the log before its quarantine file is removed."""
+        dead = self.directory / "quarantine"
+        count = 0
+        for path in sorted(dead.glob("*.rec")) if dead.is_dir() else []:
+            data = path.read_bytes()
+            length, crc = _HEADER.unpack_from(data)
+            record = data[_HEADER.size : _HEADER.size + length]
+            if zlib.crc32(record) != crc:
+                raise ValueError(f"{path} is damaged (CRC mismatch); left in place")
+            durable = threading.Event()
+            errors: list[BaseException] = []
+
+            def done(error: BaseException | None, durable: threading.Event = durable, errors: list = errors) -> None:
+                errors.extend([error] if error else [])
+                durable.set()
+
+            with self._cond:
+                self._pending.append((record, done))
+                self._pending_bytes += len(record) + _HEADER.size
+                self._cond.notify_all()
+            durable.wait()
+            if errors:
+                raise errors[0]
+            path.unlink()
+            path.with_suffix(".reason").unlink(missing_ok=True)
+            count += 1
+        return count
 
     def commit(self, position: Position) -> None:
         """Everything before `position` is stored downstream: persist the checkpoint, drop old segments."""

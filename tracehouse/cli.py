@@ -41,7 +41,22 @@ def _parser() -> argparse.ArgumentParser:
     key_commands.add_parser("list", parents=[common], help="list keys (prefix, tenants, created, revoked)")
     revoke = key_commands.add_parser("revoke", parents=[common], help="revoke a key by id or prefix")
     revoke.add_argument("key", help="key id or the prefix shown by `keys list`")
+    spool = commands.add_parser("spool", help="the ingest spool (run while the server is stopped)")
+    spool_commands = spool.add_subparsers(dest="spool_command", required=True)
+    spool_commands.add_parser(
+        "requeue", parents=[common], help="put quarantined records back into the spool, to be stored at next start"
+    )
     return parser
+
+
+def _requeue(settings: Settings) -> None:
+    from storage.spool import Spool
+
+    spool = Spool(settings.spool_dir, max_bytes=settings.spool_max_bytes)
+    try:
+        print(f"requeued {spool.requeue_quarantined()} records; they are stored when the server starts")
+    finally:
+        spool.close()
 
 
 def _keys(args: argparse.Namespace, settings: Settings) -> None:
@@ -103,6 +118,9 @@ def main(argv: list[str] | None = None) -> None:
     _configure_logging(settings)
     if args.command == "keys":
         _keys(args, settings)
+        return
+    if args.command == "spool":
+        _requeue(settings)
         return
     if args.command == "migrate":
         from storage import Storage

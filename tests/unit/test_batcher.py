@@ -86,3 +86,16 @@ def test_a_passing_fault_is_retried_not_quarantined(tmp_path: Path) -> None:
     assert Batcher(spool, flaky).drain_once()[0] is True
     assert sorted(storage.stored) == [b"a", b"b"] and not (tmp_path / "quarantine").exists()
     spool.close()
+
+
+def test_quarantined_records_can_be_requeued(tmp_path: Path) -> None:
+    storage = Storage()
+    spool = spool_with(tmp_path, b"a", b"poison-3", b"b")
+    Batcher(spool, storage.flush).drain_once()
+    assert storage.stored == [b"a", b"b"]
+    assert spool.requeue_quarantined() == 1
+    assert not list((tmp_path / "quarantine").glob("*"))
+    storage.flush = lambda records: storage.stored.extend(records)  # type: ignore[method-assign]  # "fixed"
+    assert Batcher(spool, storage.flush).drain_once()[0] is True
+    assert storage.stored == [b"a", b"b", b"poison-3"]
+    spool.close()
