@@ -23,8 +23,17 @@ def _writer(
         while not stop.is_set():
             ids = [str(uuid.uuid4()) for _ in range(20)]
             now = datetime.now(UTC).isoformat()
-            posts = [{"id": i, "name": "r", "run_type": "chain", "start_time": now, "inputs": {"i": i},
-                      "session_name": "crash"} for i in ids]  # fmt: skip
+            posts = [
+                {
+                    "id": i,
+                    "name": "r",
+                    "run_type": "chain",
+                    "start_time": now,
+                    "inputs": {"i": i},
+                    "session_name": "crash",
+                }
+                for i in ids
+            ]
             try:
                 if client.post("/runs/batch", json={"post": posts}).status_code != 202:
                     continue
@@ -46,8 +55,10 @@ def test_kill_cycles_lose_nothing_acknowledged(tmp_path: Path) -> None:
     for _cycle in range(CYCLES):
         server.start()
         stop = threading.Event()
-        threads = [threading.Thread(target=_writer, args=(server.url, stop, acked_posts, acked_patches, lock))
-                   for _ in range(CLIENTS)]  # fmt: skip
+        threads = [
+            threading.Thread(target=_writer, args=(server.url, stop, acked_posts, acked_patches, lock))
+            for _ in range(CLIENTS)
+        ]
         for thread in threads:
             thread.start()
         target = len(acked_patches) + 400
