@@ -1,10 +1,15 @@
 """Query benchmark over >= 1,000,000 runs in one project (issue 4).
 
 Rows are inserted straight into `runs` with clickhouse-connect's columnar insert (benchmarks may bypass ingest),
-then each of the six query shapes is timed through the query service's own code path (SQL building, execution,
-JSON serialisation): (a) newest 100 roots, (b) a metadata filter, (c) search(), (d) a tree_filter, (e) a
-1,000-run trace tree, (f) a run by id. Prints p50/p99 latency, the rows/bytes ClickHouse read for the main query
-of each shape, and the EXPLAIN indexes=1 of that query.
+then each query shape is timed as an HTTP request to the query service's routes (in-process ASGI client: routing,
+SQL building, execution and the JSON response body): (a) newest 100 roots, (b) metadata filters on a selective
+value (~50 runs), on the value of the old benchmark (~500 runs) and on a common one (a third of the runs),
+(c) search(), (d) a tree_filter, (e) a 1,000-run trace tree, (f) a run by id. Prints p50/p99 latency and what
+ClickHouse read for one request of each shape (all its queries), and the EXPLAIN indexes=1 of its last `runs` query.
+
+What was read comes from the engine's own counters (`system.events`: SelectedRows, SelectedBytes, SelectedMarks,
+ReadCompressedBytes, minus what reading the counters costs): chDB has no `system.query_log`, and the query summary
+clickhouse-connect builds for chDB reports the rows and bytes returned, not read.
 
     .venv/bin/python -m tests.bench.query [--runs 1000000] [--repeat 30] [--keep DIR]
 """
@@ -22,12 +27,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from query.run_reads import RunReads
-from query.run_search import RunQuery
-from query.trees import build_tree
-from schemas import DEFAULT_TENANT_ID, jsonutil
+from fastapi import FastAPI, Request
+from fastapi.testclient import TestClient
+
+from query import QueryOptions, QueryService
+from schemas import DEFAULT_TENANT_ID, Tenant, jsonutil
 from storage import Storage
-from storage.run_queries import META_COLUMNS, PAYLOAD_COLUMNS, RunReader
+from storage.run_queries import RunReader
 from storage.runs import RUN_COLUMNS
 
 TENANT = DEFAULT_TENANT_ID
@@ -35,15 +41,19 @@ WORDS = ["alpha", "beta", "gamma", "delta", "kappa", "lambda", "sigma", "omega",
 NAMES = [f"step_{i}" for i in range(20)]
 TRACE_SIZE = 10
 BIG_TRACE = 1000
+RUNS_PER_USER = 50  # a user id is shared by ~50 runs: the selective metadata filter
+# LLM runs carry a chat prompt of ~1.4 KB, about the ingest benchmark's payload size.
+SYSTEM_PROMPT = "You are a helpful assistant for an insurance company. " * 25
+EVENTS = ("SelectedRows", "SelectedBytes", "SelectedMarks", "ReadCompressedBytes")
 
 
 class RecordingReader(RunReader):
-    """Keeps the last SQL and its parameters so the benchmark can EXPLAIN exactly what ran."""
+    """Keeps the last SQL on `runs` and its parameters so the benchmark can EXPLAIN exactly what ran."""
 
     last: tuple[str, dict[str, Any]] = ("", {})
 
     def _query(self, sql: str, params: dict[str, Any]):  # type: ignore[override]
-        if "FROM runs FINAL" in sql:
+        if "FROM runs" in sql:
             self.last = (sql, params)
         return super()._query(sql, params)
 
@@ -87,10 +97,22 @@ def generate(n_runs: int, session_id: uuid.UUID, big_trace: dict[str, Any], seed
                 "env": rng.choice(["prod", "dev", "staging"]),
                 "user": f"u{rng.randrange(5000)}",
                 "customer": f"acme-{rng.randrange(2000)}",
+                "user_id": f"user-{rng.randrange(max(1, n_runs // RUNS_PER_USER))}",
             }
-            inputs = {"question": words, "n": i}
-            outputs = {"answer": words[::-1]}
             is_llm = i % 3 == 2
+            if is_llm:
+                messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": words}]
+                inputs: dict[str, Any] = {"messages": messages}
+                inputs_kv = {
+                    "messages.0.role": "system",
+                    "messages.0.content": SYSTEM_PROMPT[:256],
+                    "messages.1.role": "user",
+                    "messages.1.content": words,
+                }
+            else:
+                inputs = {"question": words, "n": i}
+                inputs_kv = {"question": words, "n": str(i)}
+            outputs = {"answer": words[::-1]}
             add(
                 {
                     "tenant_id": TENANT,
@@ -117,7 +139,7 @@ def generate(n_runs: int, session_id: uuid.UUID, big_trace: dict[str, Any], seed
                     "attachments": {},
                     "tags": [rng.choice(["a", "b", "c"])],
                     "metadata": metadata,
-                    "inputs_kv": {"question": words, "n": str(i)},
+                    "inputs_kv": inputs_kv,
                     "outputs_kv": {"answer": words[::-1]},
                     "thread_id": f"thread-{t_index % 20000}" if i == 0 else "",
                     "reference_example_id": None,
@@ -164,11 +186,30 @@ def pct(samples: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
+def read_counters(client: Any) -> dict[str, int]:
+    rows = client.query(
+        "SELECT event, value FROM system.events WHERE event IN {e:Array(String)}", parameters={"e": list(EVENTS)}
+    )
+    found = dict(rows.result_rows)
+    return {e: int(found.get(e, 0)) for e in EVENTS}
+
+
+def what_was_read(client: Any, fn: Any) -> dict[str, int]:
+    """Engine counters over one call of `fn`, less what reading the counters itself adds."""
+    a, b = read_counters(client), read_counters(client)
+    idle = {e: b[e] - a[e] for e in EVENTS}
+    before = read_counters(client)
+    fn()
+    after = read_counters(client)
+    return {e: max(0, after[e] - before[e] - idle[e]) for e in EVENTS}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=30)
     ap.add_argument("--keep", type=Path, help="data directory to reuse/keep (default: a temp dir, removed)")
+    ap.add_argument("--only", help="comma-separated shape letters to run, e.g. b,e")
     args = ap.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="th-bench-query-"))
     storage = Storage.open(f"chdb://{root}/ch", f"file://{root}/blobs")
@@ -190,58 +231,80 @@ def main() -> None:
         total, parts = client.query(
             "SELECT (SELECT count() FROM runs), (SELECT count() FROM system.parts WHERE table = 'runs' AND active)"
         ).result_rows[0]
-        print(f"runs table: {total:,} rows in {parts} active parts; project {session_id}")
+        span = client.query(
+            "SELECT min(start_time), max(start_time) FROM runs WHERE session_id = {s:UUID}",
+            parameters={"s": session_id},
+        ).result_rows[0]
+        print(f"runs table: {total:,} rows in {parts} active parts; project {session_id}; start {span[0]} .. {span[1]}")
 
-        reads = RunReads(storage, b"bench")
-        reader = RecordingReader(storage.clickhouse)
-        reads.reader = reader
-        reads.search.reader = reader
+        recorder = RecordingReader(storage.clickhouse)
+        service = QueryService(storage, QueryOptions(secret_key=b"bench"))
+        service.runs.reader = recorder
+        service.runs.search.reader = recorder
+        app = FastAPI()
+        app.include_router(service.router)
 
-        def runs_query(**kw: Any):
-            def run() -> Any:
-                q = RunQuery(session=[session_id], **kw)
-                page = reads.search.page(TENANT, q)
-                return len(reads.to_json(TENANT, page.rows, payloads=q.payloads))
+        @app.middleware("http")
+        async def tenant(request: Request, call_next: Any) -> Any:
+            request.state.tenant = Tenant(TENANT)
+            return await call_next(request)
+
+        http = TestClient(app)
+
+        def runs_query(**body: Any):
+            def run() -> int:
+                response = http.post("/runs/query", json={"session": [str(session_id)], "limit": 100, **body})
+                response.raise_for_status()
+                return len(jsonutil.loads(response.content)["runs"])
 
             return run
 
-        def tree() -> Any:
-            where, params = reader.trace_scope(TENANT, meta["big"])
-            rows, _ = reader.select(
-                TENANT, where=where, params=params, columns=META_COLUMNS + PAYLOAD_COLUMNS, order_by="dotted_order, id"
-            )
-            build_tree(reads.to_json(TENANT, rows))
-            return len(rows)
+        def tree() -> int:
+            response = http.get(f"/traces/{meta['big']}")
+            response.raise_for_status()
+            return jsonutil.loads(response.content)["run_count"]
 
-        def by_id() -> Any:
-            return int(reads.get_row(TENANT, meta["any"]) is not None)
+        def by_id() -> int:
+            response = http.get(f"/runs/{meta['any']}")
+            response.raise_for_status()
+            return len(jsonutil.loads(response.content)["child_run_ids"]) + 1
+
+        def meta_filter(key: str, value: str):
+            return runs_query(filter=f'and(eq(metadata_key, "{key}"), eq(metadata_value, "{value}"))')
 
         shapes = {
-            "(a) newest 100 roots": runs_query(is_root=True, limit=100),
-            "(b) metadata filter": runs_query(
-                filter='and(eq(metadata_key, "customer"), eq(metadata_value, "acme-42"))', limit=100
-            ),
-            "(c) search()": runs_query(filter='search("zebra")', limit=100),
-            "(d) tree_filter": runs_query(is_root=True, tree_filter='eq(name, "rare_tool")', limit=100),
-            "(e) 1,000-run trace tree": tree,
-            "(f) run by id": by_id,
+            "a": ("(a) newest 100 roots", runs_query(is_root=True)),
+            "b": ("(b) metadata ~50 runs", meta_filter("user_id", "user-42")),
+            "b2": ("(b2) metadata ~500 runs", meta_filter("customer", "acme-42")),
+            "b3": ("(b3) metadata 1/3 runs", meta_filter("env", "prod")),
+            "c": ("(c) search()", runs_query(filter='search("zebra")')),
+            "d": ("(d) tree_filter", runs_query(is_root=True, tree_filter='eq(name, "rare_tool")')),
+            "e": ("(e) 1,000-run trace tree", tree),
+            "f": ("(f) run by id (+children)", by_id),
         }
-        print(f"\n{'shape':28} {'p50 ms':>8} {'p99 ms':>8} {'rows':>6} {'read_rows':>10} {'read_bytes':>12}")
+        if args.only:
+            wanted = args.only.split(",")
+            shapes = {k: v for k, v in shapes.items() if k in wanted}
+        print(f"\nrepeat {args.repeat}; reads = one request, all its queries (system.events)")
+        print(
+            f"{'shape':28} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'min':>7} {'rows':>5} "
+            f"{'read_rows':>10} {'read_bytes':>12} {'marks':>6} {'compressed':>11}"
+        )
         explains = {}
-        for label, fn in shapes.items():
+        for label, fn in shapes.values():
             fn()  # warm-up
             samples, count = timed(fn, args.repeat)
-            sql, params = reader.last
-            summary = client.query(sql, parameters={**params, "tenant": TENANT}).summary
-            rows_read, bytes_read = int(summary.get("read_rows", 0)), int(summary.get("read_bytes", 0))
+            read = what_was_read(client, fn)
             print(
-                f"{label:28} {statistics.median(samples):8.1f} {pct(samples, 99):8.1f} {count!s:>6} "
-                f"{rows_read:>10,} {bytes_read:>12,}"
+                f"{label:28} {statistics.median(samples):8.1f} {pct(samples, 90):8.1f} {pct(samples, 99):8.1f} "
+                f"{min(samples):7.1f} {count!s:>5} {read['SelectedRows']:>10,} {read['SelectedBytes']:>12,} "
+                f"{read['SelectedMarks']:>6,} {read['ReadCompressedBytes']:>11,}"
             )
+            sql, params = recorder.last
             explains[label] = client.query(f"EXPLAIN indexes = 1 {sql}", parameters={**params, "tenant": TENANT})
         for label, result in explains.items():
             lines = [r[0] for r in result.result_rows]
-            keep = [ln for ln in lines if any(k in ln for k in ("Name:", "Keys", "Parts:", "Granules:", "Condition"))]
+            keep = [ln for ln in lines if any(k in ln for k in ("Name:", "Parts:", "Granules:", "Condition", "Read"))]
             print(f"\nEXPLAIN indexes=1 {label}:\n  " + "\n  ".join(keep[:40]))
     finally:
         storage.close()
