@@ -4,6 +4,7 @@ random tokens, so a fast hash is enough (no password stretching needed), and loo
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import threading
 import time
@@ -16,6 +17,9 @@ from storage.clickhouse import ClickHouse
 
 KEY_PREFIX = "th_"
 _VISIBLE = 10  # characters of the key kept in clear for listings
+_KEY_FORMAT = re.compile(r"th_[A-Za-z0-9_-]{43}")  # KEY_PREFIX + secrets.token_urlsafe(32)
+
+Grant = tuple[uuid.UUID, ...]  # the tenants a key reaches, its default first; () for an unknown or revoked key
 
 
 def key_hash(key: str) -> str:
@@ -42,7 +46,7 @@ class KeyRepository:
         """Lookups are cached for `cache_seconds`: a revoked key stops working within that time."""
         self._ch = ch
         self.cache_seconds = cache_seconds
-        self._cache: dict[str, tuple[float, tuple[uuid.UUID, ...] | None]] = {}
+        self._cache: dict[str, tuple[float, Grant]] = {}  # key hash -> (read at, grant)
         self._lock = threading.Lock()
 
     def create(self, tenant_names: list[str]) -> tuple[KeyInfo, str]:
@@ -98,13 +102,23 @@ class KeyRepository:
             self._cache.clear()
         return len(rows)
 
-    def tenants_of(self, key: str) -> tuple[uuid.UUID, ...] | None:
-        """The tenants a key grants, first is its default; None for an unknown or revoked key."""
-        digest = key_hash(key)
-        now = time.monotonic()
-        cached = self._cache.get(digest)
-        if cached is not None and now - cached[0] < self.cache_seconds:
+    def cached(self, key: str) -> Grant | None:
+        """The grant from memory, or None when storage must be asked (`tenants_of`). Never blocks on storage, so
+        the server answers most requests without leaving the event loop. A string that cannot be a key is
+        refused here, so guessed keys cost no query and fill no cache."""
+        if not _KEY_FORMAT.fullmatch(key):
+            return ()
+        cached = self._cache.get(key_hash(key))
+        if cached is not None and time.monotonic() - cached[0] < self.cache_seconds:
             return cached[1]
+        return None
+
+    def tenants_of(self, key: str) -> Grant:
+        """The grant of a key, read from storage unless cached (blocking: call it off the event loop)."""
+        found = self.cached(key)
+        if found is not None:
+            return found
+        digest = key_hash(key)
         rows = (
             self._ch.client()
             .query(
@@ -113,11 +127,11 @@ class KeyRepository:
             )
             .result_rows
         )
-        found = tuple(rows[0][0]) if rows else None
+        found = tuple(rows[0][0]) if rows else ()
         with self._lock:
             if len(self._cache) > 100_000:
                 self._cache.clear()
-            self._cache[digest] = (now, found)
+            self._cache[digest] = (time.monotonic(), found)
         return found
 
     def tenant_names(self) -> dict[uuid.UUID, str]:

@@ -12,12 +12,14 @@ from __future__ import annotations
 import math
 import re
 import uuid
-from collections.abc import Callable
+from typing import Protocol
 
 import orjson
+from anyio import to_thread
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from schemas import DEFAULT_TENANT_ID, Tenant
+from storage.keys import Grant
 from tracehouse.ratelimit import RateLimiter
 
 _PUBLIC = re.compile(
@@ -25,11 +27,19 @@ _PUBLIC = re.compile(
     r"|/feedback/tokens/[^/]+|/public/.*|/attachments/.*)$"
 )
 
-KeyLookup = Callable[[str], "tuple[uuid.UUID, ...] | None"]
+
+class KeyLookup(Protocol):
+    """What the middleware needs of `storage.keys.KeyRepository`."""
+
+    def cached(self, key: str) -> Grant | None: ...
+
+    def tenants_of(self, key: str) -> Grant: ...
 
 
 async def _reject(send: Send, status: int, message: str, retry_after: float | None = None) -> None:
     headers = [(b"content-type", b"application/json")]
+    if status == 401:
+        headers.append((b"www-authenticate", b'Bearer realm="tracehouse"'))
     if retry_after is not None:
         headers.append((b"retry-after", str(max(1, math.ceil(retry_after))).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -46,7 +56,7 @@ def _credential(headers: dict[bytes, bytes]) -> str | None:
 
 class AuthMiddleware:
     def __init__(self, app: ASGIApp, *, lookup: KeyLookup | None, limiter: RateLimiter | None) -> None:
-        """`lookup` maps a key to the tenants it grants (None: auth off, everything is the default tenant)."""
+        """`lookup` finds the tenants a key grants (None: auth off, everything is the default tenant)."""
         self.app = app
         self.lookup = lookup
         self.limiter = limiter
@@ -63,7 +73,9 @@ class AuthMiddleware:
             if key is None:
                 await _reject(send, 401, "authentication required: send x-api-key or Authorization: Bearer")
                 return
-            granted = self.lookup(key)
+            granted = self.lookup.cached(key)
+            if granted is None:  # a storage round trip: keep it off the event loop
+                granted = await to_thread.run_sync(self.lookup.tenants_of, key)
             if not granted:
                 await _reject(send, 401, "invalid or revoked API key")
                 return

@@ -30,14 +30,19 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int)
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     commands.add_parser("migrate", parents=[common], help="apply schema migrations and exit")
-    keys = commands.add_parser(
-        "keys",
-        help="manage API keys (embedded mode: run while the server is stopped, chDB allows one process per data "
-        "directory; with a ClickHouse server: any time)",
+    keys_help = (
+        "manage API keys (embedded mode: run while the server is stopped, chDB allows one process per data "
+        "directory; with a ClickHouse server: any time, a running server notices a revocation within 10 s)"
     )
+    keys = commands.add_parser("keys", help=keys_help, description=keys_help)
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
     create = key_commands.add_parser("create", parents=[common], help="create a key (printed once)")
-    create.add_argument("--tenant", action="append", required=True, help="tenant (workspace) name; repeatable")
+    create.add_argument(
+        "--tenant",
+        action="append",
+        required=True,
+        help="tenant (workspace) name; repeatable: requests pick one with x-tenant-id, else the first is used",
+    )
     key_commands.add_parser("list", parents=[common], help="list keys (prefix, tenants, created, revoked)")
     revoke = key_commands.add_parser("revoke", parents=[common], help="revoke a key by id or prefix")
     revoke.add_argument("key", help="key id or the prefix shown by `keys list`")

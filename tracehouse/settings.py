@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(100, ge=1)
     secret_key: str | None = None  # signs attachment/share URLs; generated under data_dir when unset
     max_body_bytes: int = Field(100 * 1024 * 1024, gt=0)  # decompressed request body limit
+    max_json_body_bytes: int = Field(10 * 1024 * 1024, gt=0)  # body limit of the routes outside ingest
     blob_offload_bytes: int = Field(20 * 1024, ge=0)  # payloads larger than this go to the blob store
     spool_max_bytes: int = Field(1024 * 1024 * 1024, gt=0)
     flush_interval_ms: int = Field(250, gt=0, le=1000)
