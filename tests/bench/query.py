@@ -17,6 +17,7 @@ clickhouse-connect builds for chDB reports the rows and bytes returned, not read
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import shutil
 import statistics
@@ -215,6 +216,7 @@ def main() -> None:
     storage = Storage.open(f"chdb://{root}/ch", f"file://{root}/blobs")
     client = storage.clickhouse.client()
     session_id = uuid.UUID(int=0x1000)
+    stack = contextlib.ExitStack()
     try:
         existing = client.query("SELECT count() FROM runs WHERE session_id = {s:UUID}", parameters={"s": session_id})
         if existing.result_rows[0][0] < args.runs:
@@ -249,7 +251,9 @@ def main() -> None:
             request.state.tenant = Tenant(TENANT)
             return await call_next(request)
 
-        http = TestClient(app)
+        # One event loop and worker thread pool for the whole run, as under uvicorn: without the context, every
+        # request would start a new loop and new worker threads, each opening its own ClickHouse client.
+        http = stack.enter_context(TestClient(app))
 
         def runs_query(**body: Any):
             def run() -> int:
@@ -307,6 +311,7 @@ def main() -> None:
             keep = [ln for ln in lines if any(k in ln for k in ("Name:", "Parts:", "Granules:", "Condition", "Read"))]
             print(f"\nEXPLAIN indexes=1 {label}:\n  " + "\n  ".join(keep[:40]))
     finally:
+        stack.close()
         storage.close()
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
