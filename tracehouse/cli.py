@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import gc
-import logging
 import sys
 from types import FrameType
 from typing import Any
 
 from pydantic import ValidationError
 
+from tracehouse import logs
 from tracehouse.settings import Settings, describe
 
 
@@ -106,21 +106,10 @@ def load_settings(args: argparse.Namespace) -> Settings:
         raise SystemExit(2) from None
 
 
-def _configure_logging(settings: Settings) -> None:
-    handler = logging.StreamHandler()
-    if settings.log_format == "json":
-        from pythonjsonlogger.json import JsonFormatter
-
-        handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s", timestamp=True))
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    logging.basicConfig(level=settings.log_level.upper(), handlers=[handler], force=True)
-
-
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     settings = load_settings(args)
-    _configure_logging(settings)
+    logs.configure(settings.log_level, settings.log_format)
     if args.command == "keys":
         _keys(args, settings)
         return
