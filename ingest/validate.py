@@ -16,9 +16,25 @@ _UUID_FIELDS = ("trace_id", "parent_run_id", "session_id", "reference_example_id
 _TIME_FIELDS = ("start_time", "end_time")
 _DICT_FIELDS = ("inputs", "outputs", "extra", "serialized")
 _STRING_FIELDS = ("name", "dotted_order", "session_name")
+# Nesting of a payload value. Deeper documents parse (orjson reads 1,024 levels) but cannot be stored: orjson
+# writes at most 254 levels and the stdlib fallback overflows the stack, which would fail the batch in the
+# batcher after the ack. Real payloads nest a few dozen levels.
+MAX_NESTING = 200
 KNOWN_FIELDS = frozenset(
     {"id", "run_type", "tags", "events", "error", *_UUID_FIELDS, *_TIME_FIELDS, *_DICT_FIELDS, *_STRING_FIELDS}
 )
+
+
+def too_deep(value: Any, limit: int = MAX_NESTING) -> bool:
+    """Whether `value` has more than `limit` levels of nested dicts/lists; level by level, no recursion."""
+    level = [value] if isinstance(value, dict | list) else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > limit:
+            return True
+        level = [c for v in level for c in (v.values() if isinstance(v, dict) else v) if isinstance(c, dict | list)]
+    return False
 
 
 def invalid(part: str, field: str, message: str) -> ApiError:
@@ -92,6 +108,7 @@ def normalise(kind: OpKind, run_id: Any, fields: dict[str, Any], part: str) -> R
         elif key in _DICT_FIELDS:
             if not isinstance(value, dict):
                 raise invalid(part, key, "must be a JSON object")
+            _check_nesting(value, part, key)
             out[key] = value
         elif key in _STRING_FIELDS:
             if not isinstance(value, str):
@@ -108,6 +125,7 @@ def normalise(kind: OpKind, run_id: Any, fields: dict[str, Any], part: str) -> R
         elif key == "events":
             if not isinstance(value, list):
                 raise invalid(part, key, "must be a JSON array")
+            _check_nesting(value, part, key)
             out[key] = value
         elif key == "error":
             out[key] = value if isinstance(value, str) else str(value)
@@ -119,6 +137,11 @@ def normalise(kind: OpKind, run_id: Any, fields: dict[str, Any], part: str) -> R
     if "dotted_order" in out:
         _check_dotted_order(out["dotted_order"], rid_text, part)
     return RunOp(kind=kind, run_id=uuid.UUID(rid_text), fields=out)
+
+
+def _check_nesting(value: Any, part: str, field: str) -> None:
+    if too_deep(value):
+        raise invalid(part, field, f"is nested deeper than {MAX_NESTING} levels")
 
 
 def _check_dotted_order(dotted_order: str, run_id: str, part: str) -> None:

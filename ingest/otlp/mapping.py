@@ -19,6 +19,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from ingest.otlp import conventions, ids
 from ingest.otlp.links import TraceKey, TraceLinks
 from ingest.otlp.values import attributes, span_attributes
+from ingest.validate import MAX_NESTING, too_deep
 from schemas.runs import RunOp
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -225,6 +226,9 @@ def _node(
         extra["invocation_params"] = params
     fields["extra"] = extra
     fields["events"] = [e for e in events if e["name"] not in _MESSAGE_EVENTS]
+    for key in ("inputs", "outputs", "extra", "events", "serialized"):
+        if too_deep(fields.get(key)):  # JSON text in attributes can nest deeper than storage can write
+            raise ValueError(f"{key} is nested deeper than {MAX_NESTING} levels")
     return Node(span.trace_id, span.span_id, span.parent_span_id, start, fields)
 
 
