@@ -115,7 +115,7 @@ def normalise(kind: OpKind, run_id: Any, fields: dict[str, Any], part: str) -> R
                 raise invalid(part, key, "must be a string")
             out[key] = value
         elif key == "run_type":
-            if value not in RUN_TYPES:
+            if not isinstance(value, str) or value not in RUN_TYPES:  # a list or dict is unhashable
                 raise invalid(part, key, f"must be one of {sorted(RUN_TYPES)}, got {value!r:.40}")
             out[key] = value
         elif key == "tags":
