@@ -80,6 +80,7 @@ def seed(url: str, key: str, marker: str) -> dict[str, str]:
         token = http.post("/feedback/tokens", json={"run_id": root, "feedback_key": "t"}).json()["id"]
     return {
         "project": project_id,
+        "project_name": project,
         "run": root,
         "child": child,
         "trace": root,
@@ -90,23 +91,35 @@ def seed(url: str, key: str, marker: str) -> dict[str, str]:
     }
 
 
-def fill(path: str, ids: dict[str, str]) -> str:
-    def value(match: re.Match[str]) -> str:
-        name = match.group(1)
-        for hint, key in (
-            ("feedback", "feedback"),
-            ("project", "project"),
-            ("session", "project"),
-            ("trace", "trace"),
-            ("thread", "thread"),
-            ("token", "token"),
-            ("tenant", "tenant"),
-        ):
-            if hint in name:
-                return ids.get(key, str(uuid.uuid4()))
-        return ids["run"] if "run" in name or name == "id" else "doc"
+HINTS = (
+    ("feedback", "feedback"),
+    ("project", "project"),
+    ("session", "project"),
+    ("trace", "trace"),
+    ("thread", "thread"),
+    ("token", "token"),
+    ("tenant", "tenant"),
+)
 
-    return re.sub(r"\{([^}]+)\}", value, path)
+
+def id_for(name: str, ids: dict[str, str]) -> str | None:
+    """B's id for a parameter, by its name; None when the name suggests no object."""
+    for hint, key in HINTS:
+        if hint in name:
+            return ids.get(key, str(uuid.uuid4()))
+    return ids["run"] if "run" in name or name == "id" else None
+
+
+def fill(path: str, ids: dict[str, str]) -> str:
+    return re.sub(r"\{([^}]+)\}", lambda m: id_for(m.group(1), ids) or "doc", path)
+
+
+def query_params(parameters: list[dict[str, Any]], ids: dict[str, str]) -> dict[str, str]:
+    """Every query parameter of the operation that names an object gets B's id; `name` gets B's project name."""
+    params = {p["name"]: id_for(p["name"], ids) for p in parameters if p["in"] == "query"}
+    if any(p["name"] == "name" and p["in"] == "query" for p in parameters):
+        params["name"] = ids["project_name"]
+    return {k: v for k, v in params.items() if v is not None}
 
 
 def hostile_body(ids: dict[str, str]) -> dict[str, Any]:
@@ -147,12 +160,13 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Any:
     server.stop()
 
 
-def operations(url: str) -> list[tuple[str, str]]:
+def operations(url: str) -> list[tuple[str, str, list[dict[str, Any]]]]:
+    """(method, path template, parameters) of every operation in the server's OpenAPI document."""
     spec = httpx.get(f"{url}/openapi.json").json()
     return [
-        (method.upper(), path)
+        (method.upper(), path, op.get("parameters", []))
         for path, item in spec["paths"].items()
-        for method in item
+        for method, op in item.items()
         if method in ("get", "post", "put", "patch", "delete")
     ]
 
@@ -163,10 +177,15 @@ def test_every_route_keeps_tenants_apart(setup: Any) -> None:
     assert len(ops) >= 25, "the route list comes from the OpenAPI document"
     checked = 0
     with httpx.Client(base_url=server.url, headers={"x-api-key": key_a}, timeout=30) as http:
-        for method, path in ops:
+        for method, path, parameters in ops:
             if PUBLIC.match(path):
                 continue  # the token in the URL is the credential there
-            response = http.request(method, fill(path, ids_b), json=hostile_body(ids_b) if method != "GET" else None)
+            response = http.request(
+                method,
+                fill(path, ids_b),
+                params=query_params(parameters, ids_b),
+                json=hostile_body(ids_b) if method != "GET" else None,
+            )
             assert response.status_code < 500, f"{method} {path}: {response.status_code} {response.text[:300]}"
             assert "b-secret" not in response.text, f"{method} {path} leaked tenant B data: {response.text[:300]}"
             checked += 1
@@ -181,7 +200,8 @@ def test_every_route_keeps_tenants_apart(setup: Any) -> None:
 
 def test_missing_wrong_and_foreign_credentials(setup: Any) -> None:
     server, key_a, _, key_both, ids_b = setup
-    ops = [(m, p) for m, p in operations(server.url) if not PUBLIC.match(p)]
+    tenant_b = str(uuid.uuid5(uuid.UUID("00000000-0000-0000-0000-000000000001"), "tenant:tenant-b"))
+    ops = [(m, p) for m, p, _ in operations(server.url) if not PUBLIC.match(p)]
     for method, path in ops:
         url = f"{server.url}{fill(path, ids_b)}"
         missing = httpx.request(method, url)
@@ -190,9 +210,8 @@ def test_missing_wrong_and_foreign_credentials(setup: Any) -> None:
         assert wrong.status_code == 401, f"{method} {path}"
         empty = httpx.request(method, url, headers={"x-api-key": ""})
         assert empty.status_code == 401, f"{method} {path}: an empty key is no key"
-    tenant_b = str(uuid.uuid5(uuid.UUID("00000000-0000-0000-0000-000000000001"), "tenant:tenant-b"))
-    foreign = httpx.get(f"{server.url}/runs/{ids_b['run']}", headers={"X-API-KEY": key_a, "x-tenant-id": tenant_b})
-    assert foreign.status_code == 403 and "x-tenant-id" in foreign.json()["error"]
+        foreign = httpx.request(method, url, headers={"X-API-KEY": key_a, "X-Tenant-Id": tenant_b})
+        assert foreign.status_code == 403 and "x-tenant-id" in foreign.json()["error"], f"{method} {path}"
     chosen = httpx.get(f"{server.url}/runs/{ids_b['run']}", headers={"x-api-key": key_both, "x-tenant-id": tenant_b})
     assert chosen.json()["inputs"] == {"secret": "b-secret"}, "a key granting both workspaces picks one by header"
     assert httpx.get(f"{server.url}/info").status_code == 200, "/info stays unauthenticated"
