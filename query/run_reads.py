@@ -86,11 +86,10 @@ class RunReads:
         if not found:
             return None
         loc = found[0]
-        rows, _ = self.reader.select(
+        rows = self.reader.latest(
             tenant_id,
             where="session_id = {s:UUID} AND start_time = {t:DateTime64(6, 'UTC')} AND id = {id:UUID}",
             params={"s": loc.session_id, "t": loc.start_time, "id": run_id},
             columns=columns,
-            limit=1,
         )
         return rows[0] if rows else None

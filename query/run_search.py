@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
@@ -16,12 +16,9 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from query.cursors import Cursor
 from query.filter import FilterError, Node, Params, Search, compile_filter, parse
 from schemas import ApiError
-from storage.run_queries import META_COLUMNS, PAYLOAD_COLUMNS, TRACE_CLOCK_SKEW, ReadStats, RunLocation, RunReader
+from storage.run_queries import META_COLUMNS, PAYLOAD_COLUMNS, TRACE_CLOCK_SKEW, RunLocation, RunReader
 
 MAX_LIMIT = 100
-# Newest-first reads look at growing time windows below their anchor (now, or the cursor) and stop at the first
-# that holds a full page: "the latest 100 runs" then reads the last hour of a project instead of all of it.
-WINDOWS: tuple[timedelta | None, ...] = (timedelta(hours=1), timedelta(days=1), timedelta(days=7), None)
 _TIME = "DateTime64(6, 'UTC')"
 
 
@@ -122,7 +119,6 @@ class Page:
     rows: list[dict[str, Any]]
     next: str | None
     prev: str | None
-    stats: ReadStats
 
 
 class RunSearch:
@@ -135,7 +131,11 @@ class RunSearch:
         extra: dict[str, Any] = {}
         conds: list[str] = []
         sessions = q.sessions
-        session_sql = f"session_id IN {params.add(sessions, 'Array(UUID)')}" if sessions else ""
+        session_sql = ""
+        if len(sessions) == 1:  # equality fixes the key prefix, so ClickHouse reads in key order and stops early
+            session_sql = f"session_id = {params.add(sessions[0], 'UUID')}"
+        elif sessions:
+            session_sql = f"session_id IN {params.add(sessions, 'Array(UUID)')}"
         if session_sql:
             conds.append(session_sql)
         if q.id:
@@ -203,43 +203,27 @@ class RunSearch:
         cursor = Cursor.decode(q.cursor, q.order) if q.cursor else None
         built = self.where(tenant_id, q)
         if built is None:
-            return Page([], None, None, ReadStats(0, 0))
+            return Page([], None, None)
         where, params = built
         backwards = cursor is not None and cursor.direction == "prev"
         if cursor is not None:
             cond, cursor_params = cursor.condition()
             where = f"{where} AND {cond}"
             params.update(cursor_params)
-        read_desc = (q.order == "desc") != backwards
-        direction = "DESC" if read_desc else "ASC"
-        windows: tuple[timedelta | None, ...] = (None,)
-        if read_desc and not (q.id or q.trace or q.parent_run):
-            windows = WINDOWS
-        anchor = cursor.start_time if cursor is not None else datetime.now(UTC)
-        for window in windows:
-            bounded, bounded_params = where, params
-            if window is not None:
-                low = anchor - window
-                if q.start_time is not None and q.start_time >= low:
-                    continue  # the query's own lower bound is tighter
-                bounded = f"{where} AND start_time >= {{window_start:{_TIME}}}"
-                bounded_params = {**params, "window_start": low}
-            rows, stats = self.reader.select(
-                tenant_id,
-                where=bounded,
-                params=bounded_params,
-                columns=META_COLUMNS + q.payloads,
-                order_by=f"start_time {direction}, id {direction}",
-                limit=q.limit + 1,
-            )
-            if len(rows) > q.limit:
-                break
+        rows = self.reader.newest(
+            tenant_id,
+            where=where,
+            params=params,
+            columns=META_COLUMNS + q.payloads,
+            descending=(q.order == "desc") != backwards,
+            limit=q.limit + 1,
+        )
         more = len(rows) > q.limit
         rows = rows[: q.limit]
         if backwards:
             rows.reverse()
         if not rows:
-            return Page([], None, None, stats)
+            return Page([], None, None)
         first, last = rows[0], rows[-1]
         has_next = more if not backwards else True
         has_prev = cursor is not None and (more if backwards else True)
@@ -247,5 +231,4 @@ class RunSearch:
             rows,
             Cursor(last["start_time"], last["id"], "next", q.order).encode() if has_next else None,
             Cursor(first["start_time"], first["id"], "prev", q.order).encode() if has_prev else None,
-            stats,
         )

@@ -31,7 +31,7 @@ def router(reads: RunReads) -> APIRouter:
         if row is None:
             raise ApiError(404, f"run {run_id} not found", detail={"run_id": str(run_id)})
         run = reads.to_json(tenant.id, [row])[0]
-        children, _ = reads.reader.select(
+        children = reads.reader.latest(
             tenant.id,
             where="session_id = {s:UUID} AND start_time >= {t:DateTime64(6, 'UTC')} AND trace_id = {trace:UUID} "
             "AND has(parent_run_ids, {id:UUID})",

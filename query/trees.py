@@ -49,23 +49,18 @@ def router(reads: RunReads) -> APIRouter:
     ) -> list[dict[str, Any]]:
         where, params = reads.reader.trace_scope(tenant_id, trace_id)
         columns = META_COLUMNS + (PAYLOAD_COLUMNS if include_payloads else ())
-        rows, _ = reads.reader.select(
-            tenant_id, where=where, params=params, columns=columns, order_by="dotted_order, id"
-        )
+        match = None
         if filter_text:
             fparams = Params("f")
-            cond = compile_argument(filter_text, "filter", fparams)
-            matched, _ = reads.reader.select(
-                tenant_id,
-                where=f"{where} AND {cond}",
-                params={**params, **fparams.values},
-                columns=("id",),
-                order_by="id",
-            )
-            matched_ids = {m["id"] for m in matched}
+            match = compile_argument(filter_text, "filter", fparams)
+            params = {**params, **fparams.values}
+        rows = reads.reader.latest(
+            tenant_id, where=where, params=params, columns=columns, order_by="dotted_order, id", match=match
+        )
+        if match is not None:
             keep: set[uuid.UUID] = set()
             for row in rows:
-                if row["id"] in matched_ids:
+                if row["_match"]:
                     keep.add(row["id"])
                     keep.update(row["parent_run_ids"])
             rows = [row for row in rows if row["id"] in keep]

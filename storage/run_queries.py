@@ -1,8 +1,16 @@
 """Tenant-scoped reads of `runs` (and the `run_ids` locator): the only place run SQL is executed.
 
 Callers pass a WHERE fragment built from bound parameters (the query service's filter compiler); this module adds
-the tenant scope, `FINAL` (every version collapses to the latest, deleted runs vanish at once) and the column
+the tenant scope, the collapse of a run's versions to its latest (deleted runs vanish at once) and the column
 list, so a caller can neither forget the tenant nor read payload columns it did not ask for.
+
+Versions are collapsed after filtering instead of with `FINAL`: `FINAL` merges every granule the primary key
+selects, and with more than one part it adds back every range that overlaps a granule a skip index kept, so a
+trace, a run by id or a selective filter read the whole time range (measured on 1M runs: a 1,000-run trace read
+57,000 rows with FINAL, 4,200 without; newest 100 runs with a selective metadata filter 763,000 rows vs 119,000;
+and `ORDER BY start_time DESC LIMIT` stops early only without FINAL). Filtering first is exact when the
+filter tests only what every version of a run shares (`latest`); for any other filter (`newest`) the matching
+version must also be the run's latest, which a second, key-bounded read checks.
 """
 
 from __future__ import annotations
@@ -46,17 +54,11 @@ class RunLocation:
     trace_id: uuid.UUID
 
 
-@dataclass(frozen=True, slots=True)
-class ReadStats:
-    rows: int
-    bytes: int
-
-
 class RunReader:
     def __init__(self, ch: ClickHouse) -> None:
         self._ch = ch
 
-    def _query(self, sql: str, params: dict[str, Any]) -> tuple[list[dict[str, Any]], ReadStats]:
+    def _query(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         result = self._ch.client().query(sql, parameters=params)
         names = result.column_names
         rows = [dict(zip(names, row, strict=True)) for row in result.result_rows]
@@ -65,20 +67,19 @@ class RunReader:
                 value = row.get(key)
                 if isinstance(value, datetime) and value.tzinfo is None:
                     row[key] = value.replace(tzinfo=UTC)
-        summary = result.summary or {}
-        return rows, ReadStats(int(summary.get("read_rows", 0)), int(summary.get("read_bytes", 0)))
+        return rows
 
     def locate(self, tenant_id: uuid.UUID, run_ids: list[uuid.UUID]) -> list[RunLocation]:
         if not run_ids:
             return []
-        rows, _ = self._query(
+        rows = self._query(
             f"SELECT id, session_id, start_time, trace_id FROM run_ids FINAL WHERE tenant_id = {_TENANT} "
             "AND id IN {ids:Array(UUID)}",
             {"tenant": tenant_id, "ids": run_ids},
         )
         return [RunLocation(**row) for row in rows]
 
-    def select(
+    def latest(
         self,
         tenant_id: uuid.UUID,
         *,
@@ -87,13 +88,71 @@ class RunReader:
         columns: tuple[str, ...] = META_COLUMNS,
         order_by: str = "start_time DESC, id DESC",
         limit: int | None = None,
-    ) -> tuple[list[dict[str, Any]], ReadStats]:
-        """Latest versions of the runs matching `where`; `where` may use `{tenant:UUID}` for subqueries."""
+        match: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Latest versions of the runs matching `where`, which must test only columns that every version of a run
+        shares (sort key, trace_id, parent ids): then all versions of a run match or none does, and collapsing
+        the matching rows is what FINAL returns. `match`, any condition, is evaluated on the latest version and
+        returned as the boolean column `_match`."""
+        inner = ", ".join(dict.fromkeys((*columns, "id", "start_time", "is_deleted")))
+        matched = f", ({match}) AS _match" if match else ""
         sql = (
-            f"SELECT {', '.join(columns)} FROM runs FINAL WHERE tenant_id = {_TENANT} AND ({where}) "
-            f"ORDER BY {order_by}" + (f" LIMIT {int(limit)}" if limit is not None else "")
+            f"SELECT {', '.join(columns)}{', _match' if match else ''} FROM ("
+            f"SELECT {inner}{matched} FROM runs WHERE tenant_id = {_TENANT} AND ({where}) "
+            "ORDER BY version DESC LIMIT 1 BY id"
+            f") WHERE NOT is_deleted ORDER BY {order_by}" + (f" LIMIT {int(limit)}" if limit is not None else "")
         )
         return self._query(sql, {**params, "tenant": tenant_id})
+
+    def newest(
+        self,
+        tenant_id: uuid.UUID,
+        *,
+        where: str,
+        params: dict[str, Any],
+        columns: tuple[str, ...] = META_COLUMNS,
+        descending: bool = True,
+        limit: int,
+    ) -> list[dict[str, Any]]:
+        """The first `limit` runs in (start_time, id) order whose latest version matches `where` (any condition).
+
+        Late materialisation: the filter runs over the narrow key columns without FINAL, reading in key order
+        and stopping at `limit` matches; then the full rows of just those keys are read, collapsed to their
+        latest version, and a run counts only if that latest version is the one that matched and is not
+        deleted. Runs dropped by that check (an older version matched) are replaced by reading further."""
+        direction = "DESC" if descending else "ASC"
+        after = "<" if descending else ">"
+        found: list[dict[str, Any]] = []
+        seen: set[uuid.UUID] = set()
+        bound, bound_params = "", {}
+        while len(found) < limit:
+            keys = self._query(
+                "SELECT session_id, start_time, id, version FROM runs "
+                f"WHERE tenant_id = {_TENANT} AND ({where}){bound} "
+                f"ORDER BY start_time {direction}, id {direction} LIMIT {int(limit)}",
+                {**params, **bound_params, "tenant": tenant_id},
+            )
+            matched: dict[uuid.UUID, int] = {}
+            for key in keys:
+                if key["id"] not in seen:
+                    matched[key["id"]] = max(key["version"], matched.get(key["id"], 0))
+            if matched:
+                rows = self.latest(
+                    tenant_id,
+                    where="(session_id, start_time, id) IN {keys:Array(Tuple(UUID, DateTime64(6, 'UTC'), UUID))}",
+                    params={"keys": [(k["session_id"], k["start_time"], k["id"]) for k in keys]},
+                    columns=tuple(dict.fromkeys((*columns, "id", "start_time", "version"))),
+                    order_by=f"start_time {direction}, id {direction}",
+                )
+                found.extend(row for row in rows if row["version"] == matched.get(row["id"]))
+                seen.update(matched)
+            if len(keys) < limit:
+                break
+            last = keys[-1]
+            t = "{after_t:DateTime64(6, 'UTC')}"
+            bound = f" AND start_time {after}= {t} AND (start_time {after} {t} OR id {after} {{after_id:UUID}})"
+            bound_params = {"after_t": last["start_time"], "after_id": last["id"]}
+        return found[:limit]  # batches come in key order, and each batch is ordered by ClickHouse
 
     def trace_scope(self, tenant_id: uuid.UUID, trace_id: uuid.UUID) -> tuple[str, dict[str, Any]]:
         """A WHERE fragment for all runs of a trace that uses the sort-key prefix when the root is known."""
@@ -149,7 +208,7 @@ class RunReader:
             ORDER BY last_start_time DESC, thread_id DESC
             LIMIT {int(limit)}
         """
-        rows, _ = self._query(sql, {**params, "tenant": tenant_id})
+        rows = self._query(sql, {**params, "tenant": tenant_id})
         for row in rows:
             for key in ("first_start_time", "last_start_time", "last_end_time"):
                 value = row.get(key)
