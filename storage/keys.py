@@ -17,6 +17,7 @@ from storage.clickhouse import ClickHouse
 
 KEY_PREFIX = "th_"
 _VISIBLE = 10  # characters of the key kept in clear for listings
+_TENANT_NAME = re.compile(r"[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]{0,127}")
 _KEY_FORMAT = re.compile(r"th_[A-Za-z0-9_-]{43}")  # KEY_PREFIX + secrets.token_urlsafe(32)
 
 Grant = tuple[uuid.UUID, ...]  # the tenants a key reaches, its default first; () for an unknown or revoked key
@@ -50,7 +51,12 @@ class KeyRepository:
         self._lock = threading.Lock()
 
     def create(self, tenant_names: list[str]) -> tuple[KeyInfo, str]:
-        """A new key for these tenants (created if new); returns its info and the key, shown only now."""
+        """A new key for these tenants (created if new); returns its info and the key, shown only now.
+
+        A tenant's id derives from its name, so a name is an identity: it must be non-empty printable text."""
+        for name in tenant_names:
+            if not _TENANT_NAME.fullmatch(name):
+                raise ValueError(f"invalid tenant name {name!r}: 1-128 printable characters, not starting with a space")
         client = self._ch.client()
         version = time.time_ns()
         tenant_ids = [tenant_id_for_name(name) for name in tenant_names]

@@ -77,7 +77,11 @@ def _keys(args: argparse.Namespace, settings: Settings) -> None:
     try:
         keys = KeyRepository(storage.clickhouse)
         if args.keys_command == "create":
-            info, key = keys.create(args.tenant)
+            try:
+                info, key = keys.create(args.tenant)
+            except ValueError as error:
+                print(f"tracehouse: {error}", file=sys.stderr)
+                raise SystemExit(2) from None
             tenants = ", ".join(f"{n} ({t})" for n, t in zip(info.tenant_names, info.tenant_ids, strict=True))
             print(f"key id {info.id} for {tenants}\n{key}\n(shown once: store it now)")
         elif args.keys_command == "list":

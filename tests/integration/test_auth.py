@@ -117,6 +117,9 @@ def test_metrics_count_refusals(keyed: tuple[Server, dict[str, str]]) -> None:
 def test_keys_cli(tmp_path: Path) -> None:
     data = tmp_path / "data"
     assert "while the server is stopped" in " ".join(cli(data, "--help").stdout.split())
+    refused = cli(data, "create", "--tenant", "acme", "--tenant", "")
+    assert refused.returncode == 2 and "invalid tenant name ''" in refused.stderr
+    assert "th_" not in refused.stdout
     created = cli(data, "create", "--tenant", "acme", "--tenant", "globex")
     assert created.returncode == 0, created.stderr
     key = next(line for line in created.stdout.splitlines() if line.startswith("th_"))
