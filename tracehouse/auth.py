@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from schemas import DEFAULT_TENANT_ID, Tenant
 from storage.keys import Grant
+from tracehouse.metrics import REFUSALS
 from tracehouse.ratelimit import RateLimiter
 
 _PUBLIC = re.compile(
@@ -36,7 +37,8 @@ class KeyLookup(Protocol):
     def tenants_of(self, key: str) -> Grant: ...
 
 
-async def _reject(send: Send, status: int, message: str, retry_after: float | None = None) -> None:
+async def _reject(send: Send, status: int, reason: str, message: str, retry_after: float | None = None) -> None:
+    REFUSALS.labels(reason).inc()
     headers = [(b"content-type", b"application/json")]
     if status == 401:
         headers.append((b"www-authenticate", b'Bearer realm="tracehouse"'))
@@ -67,17 +69,20 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         tenant = self.default
-        if self.lookup is not None and not _PUBLIC.match(scope["path"]):
+        public = _PUBLIC.match(scope["path"]) is not None
+        if self.lookup is not None and not public:
             headers = dict(scope["headers"])
             key = _credential(headers)
             if key is None:
-                await _reject(send, 401, "authentication required: send x-api-key or Authorization: Bearer")
+                await _reject(
+                    send, 401, "missing_key", "authentication required: send x-api-key or Authorization: Bearer"
+                )
                 return
             granted = self.lookup.cached(key)
             if granted is None:  # a storage round trip: keep it off the event loop
                 granted = await to_thread.run_sync(self.lookup.tenants_of, key)
             if not granted:
-                await _reject(send, 401, "invalid or revoked API key")
+                await _reject(send, 401, "invalid_key", "invalid or revoked API key")
                 return
             tenant = Tenant(id=granted[0])
             wanted = headers.get(b"x-tenant-id", b"").decode("latin-1").strip()
@@ -85,16 +90,23 @@ class AuthMiddleware:
                 try:
                     chosen = uuid.UUID(wanted)
                 except ValueError:
-                    await _reject(send, 400, "x-tenant-id is not a UUID")
+                    await _reject(send, 400, "bad_workspace", "x-tenant-id is not a UUID")
                     return
                 if chosen not in granted:
-                    await _reject(send, 403, "this API key does not grant access to the workspace in x-tenant-id")
+                    await _reject(
+                        send,
+                        403,
+                        "workspace_not_granted",
+                        "this API key does not grant access to the workspace in x-tenant-id",
+                    )
                     return
                 tenant = Tenant(id=chosen)
-        if self.limiter is not None and not _PUBLIC.match(scope["path"]):
+        if self.limiter is not None and not public:
             wait = self.limiter.acquire(tenant.id)
             if wait:
-                await _reject(send, 429, "rate limit exceeded for this workspace; retry later", retry_after=wait)
+                await _reject(
+                    send, 429, "rate_limited", "rate limit exceeded for this workspace; retry later", retry_after=wait
+                )
                 return
         scope.setdefault("state", {})["tenant"] = tenant
         await self.app(scope, receive, send)

@@ -20,6 +20,13 @@ LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
+REFUSALS = Counter(
+    "tracehouse_auth_refusals_total",
+    "Requests refused before routing, by reason (missing_key, invalid_key, bad_workspace, workspace_not_granted, "
+    "rate_limited)",
+    ["reason"],
+)
+
 
 def metrics_endpoint() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -112,6 +112,8 @@ def test_metrics_count_refusals(keyed: tuple[Server, dict[str, str]]) -> None:
     text = httpx.get(f"{server.url}/metrics").text
     counts = re.findall(r'tracehouse_http_requests_total\{method="GET",route="[^"]*",status="401"\} (\S+)', text)
     assert sum(float(c) for c in counts) >= 3
+    refused = re.search(r'tracehouse_auth_refusals_total\{reason="missing_key"\} (\S+)', text)
+    assert refused and float(refused.group(1)) >= 3
 
 
 def test_keys_cli(tmp_path: Path) -> None:

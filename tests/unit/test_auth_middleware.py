@@ -7,6 +7,7 @@ import uuid
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -105,6 +106,8 @@ async def test_credential_forms(headers: dict[str, str]) -> None:
 @pytest.mark.anyio
 async def test_refusals_say_why() -> None:
     keys = Keys()
+    reasons = ("missing_key", "invalid_key", "bad_workspace", "workspace_not_granted")
+    before = {r: REGISTRY.get_sample_value("tracehouse_auth_refusals_total", {"reason": r}) or 0 for r in reasons}
     async with client(keys) as http:
         empty = await http.get("/runs", headers={"x-api-key": ""})
         assert empty.status_code == 401 and "authentication required" in empty.json()["error"]
@@ -120,6 +123,13 @@ async def test_refusals_say_why() -> None:
         assert chosen.json()["tenant"] == str(B)
         default = await http.get("/runs", headers={"x-api-key": KEY_AB})
         assert default.json()["tenant"] == str(A), "without x-tenant-id a key acts in its first workspace"
+    after = {r: REGISTRY.get_sample_value("tracehouse_auth_refusals_total", {"reason": r}) for r in reasons}
+    assert {r: after[r] - before[r] for r in reasons} == {
+        "missing_key": 2,
+        "invalid_key": 1,
+        "bad_workspace": 1,
+        "workspace_not_granted": 1,
+    }
 
 
 @pytest.mark.anyio
