@@ -1,37 +1,36 @@
-"""schemathesis against the running server's OpenAPI document: no generated request may produce a 5xx.
+"""schemathesis against the running server's OpenAPI document: no generated request may produce a 5xx, every
+error is JSON saying what is wrong, and every success matches the response schema the document declares.
 
-Budget: `TRACEHOUSE_FUZZ_EXAMPLES` examples per operation (default 25, ~10 s here).
+Not checked: status-code conformance (routes answer 400/404/413/415 that the generated document does not list)
+and the schema of 422s (FastAPI documents its own validation-error shape; tracehouse answers
+`{"error", "status", "detail"}` like every other error).
 """
 
 from __future__ import annotations
 
 import os
-import uuid
 
-import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import not_a_server_error, response_schema_conformance
 
+from tests.fuzz.conftest import EXAMPLES, TRIED
 from tests.support import Server
 
-EXAMPLES = int(os.environ.get("TRACEHOUSE_FUZZ_EXAMPLES", "25"))
-KNOWN_RUN = str(uuid.uuid4())
+NOT_JSON = {"/metrics"}  # Prometheus text format
 
 
 @pytest.fixture(scope="module")
-def api_schema(server: Server) -> schemathesis.BaseSchema:
-    run = {"id": KNOWN_RUN, "name": "known", "run_type": "chain", "inputs": {"keep": "me"}}
-    assert httpx.post(f"{server.url}/runs", json=run).status_code == 202
+def api_schema(server: Server, known_run: str) -> schemathesis.BaseSchema:
     return schemathesis.openapi.from_url(f"{server.url}/openapi.json")
 
 
 def test_no_server_errors(api_schema: schemathesis.BaseSchema) -> None:
     """Every operation, `EXAMPLES` generated requests each (schemathesis as a library: its pytest plugin does not
     support pytest 9 yet)."""
-    tried = 0
-    for result in api_schema.get_all_operations():
-        operation = result.ok()
+    operations = [result.ok() for result in api_schema.get_all_operations()]
+    for operation in operations:
 
         @given(case=operation.as_strategy())
         @settings(
@@ -39,22 +38,17 @@ def test_no_server_errors(api_schema: schemathesis.BaseSchema) -> None:
             deadline=None,
             suppress_health_check=list(HealthCheck),
             database=None,
-            derandomize=os.environ.get("CI") == "true",  # a fixed budget in CI, random elsewhere
+            derandomize=os.environ.get("CI") == "true",
         )
         def check(case: schemathesis.Case) -> None:
-            nonlocal tried
-            tried += 1
+            TRIED[f"openapi {case.method} {case.path}"] += 1
             response = case.call(timeout=30)
-            assert response.status_code < 500, (
-                f"{case.method} {case.formatted_path}: {response.status_code} {response.text[:500]}"
-            )
+            case.validate_response(response, checks=[not_a_server_error])
+            if response.status_code >= 400:
+                assert response.headers["content-type"][0].startswith("application/json"), response.text[:300]
+                assert response.json().get("error") or response.json().get("detail"), response.text[:300]
+            elif case.path not in NOT_JSON:
+                case.validate_response(response, checks=[response_schema_conformance])
 
         check()
-    print(f"\nschemathesis: {tried} generated requests, 0 server errors")
-    assert tried >= EXAMPLES * 10
-
-
-def test_server_survived_and_data_is_intact(server: Server) -> None:
-    assert server.proc is not None and server.proc.poll() is None, "the server process is alive"
-    run = httpx.get(f"{server.url}/runs/{KNOWN_RUN}")
-    assert run.status_code == 200 and run.json()["inputs"] == {"keep": "me"}
+    assert len(operations) >= 25, "every route is in the document"
