@@ -20,6 +20,7 @@ from schemas import DEFAULT_TENANT_ID, ApiError, jsonutil
 from storage import Storage
 from storage.keys import KeyRepository
 from tracehouse.auth import AuthMiddleware
+from tracehouse.body_limit import BodyLimitMiddleware, operations
 from tracehouse.metrics import MetricsMiddleware, metrics_endpoint
 from tracehouse.ratelimit import RateLimiter
 from tracehouse.settings import Service, Settings
@@ -133,13 +134,10 @@ def create_app(settings: Settings, service: Service = "all") -> FastAPI:
     meta.add_api_route("/health", health, methods=["GET"], summary="Readiness probe")
     meta.add_api_route("/metrics", metrics_endpoint, methods=["GET"], summary="Prometheus metrics")
     routers = [meta, *(part.router for part in mounted)]
-    # Ingest streams its bodies and bounds them before and after decompression (max_body_bytes); the other
-    # routes let FastAPI read a whole body into memory, so theirs are capped here.
-    streams_own_body = {id(part.router) for part in mounted if isinstance(part, ingest.IngestService)}
-    for prefix in ("", "/api/v1"):
-        for router in routers:
-            limit = None if id(router) in streams_own_body else settings.max_json_body_bytes
-            app.include_router(router, prefix=prefix, include_in_schema=not prefix, max_body_size=limit)
+    for router in routers:
+        app.include_router(router)
+    for router in routers:
+        app.include_router(router, prefix="/api/v1", include_in_schema=False)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -158,6 +156,9 @@ def create_app(settings: Settings, service: Service = "all") -> FastAPI:
 
     keys = KeyRepository(storage.clickhouse) if settings.auth == "api-key" else None
     limiter = RateLimiter(settings.rate_limit_rps, settings.rate_limit_burst) if settings.rate_limit_rps else None
+    # Ingest streams its bodies and bounds them before and after decompression (max_body_bytes).
+    streaming = [op for part in mounted if isinstance(part, ingest.IngestService) for op in operations(part.router)]
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_json_body_bytes, exempt=streaming)
     app.add_middleware(AuthMiddleware, lookup=keys, limiter=limiter)
     app.add_middleware(RequestTimeoutMiddleware, seconds=settings.request_timeout_s)
     app.add_middleware(MetricsMiddleware)  # added last, so outermost: rejected requests are counted too
