@@ -107,11 +107,6 @@ def test_otlp_body_over_the_limit_is_413(server: Server) -> None:
     assert send(server.url, "POST", "/otel/v1/traces", body, "application/x-protobuf").status_code == 413
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the JSON-route body limit (FastAPI max_body_size, tracehouse/app.py) answers 413 as text/plain "
-    "'Content Too Large', not a JSON error; remove this mark once it answers JSON",
-)
 @pytest.mark.parametrize("path", JSON_ROUTES)
 def test_json_route_body_over_its_limit_is_413(server: Server, path: str) -> None:
     body = b'{"filter":"eq(name, \'%s\')"}' % (b"x" * (10 * 1024 * 1024))  # a 10 MB string
