@@ -14,6 +14,9 @@ import httpx
 import langsmith
 import pytest
 from langsmith.utils import LangSmithAuthError, LangSmithError, LangSmithNotFoundError
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 
 from tests.integration.test_tenant_isolation import create_key
 from tests.support import Server, wait_for
@@ -62,6 +65,29 @@ def test_sdk_traces_and_reads_within_its_workspace_only(keyed: tuple[Server, dic
         both.read_run(run_id)
     both.workspace_id = tenant_id("tenant-a")
     assert both.read_run(run_id).inputs == {"q": "a"}, "X-Tenant-Id picks the workspace of a multi-workspace key"
+
+
+def test_otlp_exporter_with_a_key(keyed: tuple[Server, dict[str, str]]) -> None:
+    server, keys = keyed
+    endpoint = f"{server.url}/otel/v1/traces"
+    exporter = OTLPSpanExporter(endpoint=endpoint, headers={"x-api-key": keys["b"], "Langsmith-Project": "otel-b"})
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with provider.get_tracer("auth").start_as_current_span("otel-secret-b"):
+        pass
+    provider.shutdown()
+
+    def names(key: str) -> list[str]:
+        runs = httpx.post(f"{server.url}/runs/query", json={}, headers={"x-api-key": key}).json()["runs"]
+        return [run["name"] for run in runs]
+
+    wait_for(lambda: "otel-secret-b" in names(keys["b"]), what="the span stored as tenant b's run")
+    assert "otel-secret-b" not in names(keys["a"])
+    keyless = OTLPSpanExporter(endpoint=endpoint)
+    keyless_provider = TracerProvider()
+    with keyless_provider.get_tracer("auth").start_as_current_span("no-key") as refused:
+        pass
+    assert keyless.export([refused]) == SpanExportResult.FAILURE  # type: ignore[list-item]
 
 
 def test_sdk_with_a_bad_key_or_workspace_is_refused(keyed: tuple[Server, dict[str, str]]) -> None:
