@@ -4,7 +4,7 @@ Two servers run side by side (auth off, `TRACEHOUSE_AUTH=api-key`) and are measu
 order flips each round) on `GET /ok` (public: the middleware only matches the path), `GET /sessions`
 (authenticated read) and a small `POST /runs` (authenticated ingest). The key is for the default workspace, so
 both servers do the same work. A second part times the middleware alone in-process (ASGI calls to an empty app),
-which shows its cost without the HTTP server's and the client's noise.
+which shows its cost without the HTTP server's and the client's noise (and that of the body limit beside it).
 
     .venv/bin/python -m tests.bench.auth [--seconds 3] [--clients 4] [--rounds 3]
 """
@@ -28,6 +28,7 @@ import httpx
 from storage.keys import Grant
 from tests.support import Server
 from tracehouse.auth import AuthMiddleware
+from tracehouse.body_limit import BodyLimitMiddleware
 from tracehouse.ratelimit import RateLimiter
 
 
@@ -142,12 +143,13 @@ def asgi_part(n: int) -> None:
         "auth on + rate limit": AuthMiddleware(
             _empty_app, lookup=CachedKeys(key), limiter=RateLimiter(rate=1e9, burst=10**9)
         ),
+        "body limit (not exempt)": BodyLimitMiddleware(_empty_app, max_bytes=10 << 20, exempt=[]),
     }
     print(f"\nmiddleware alone (in-process ASGI calls, {n} per figure, median of 5), microseconds per request")
     for name, app in variants.items():
         for path in ("/ok", "/runs/query"):
             times = [asyncio.run(call(app, path)) for _ in range(5)]
-            print(f"  {name:22} {path:12} {statistics.median(times):6.2f} us")
+            print(f"  {name:24} {path:12} {statistics.median(times):6.2f} us")
 
 
 def main() -> None:
