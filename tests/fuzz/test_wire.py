@@ -10,6 +10,7 @@ import gzip
 import json
 import uuid
 import zlib
+from urllib.parse import quote
 
 import zstandard
 from google.protobuf import json_format
@@ -161,7 +162,7 @@ def test_random_and_damaged_runs(
     if route == "batch":
         body = b'{"post":[' + body + b'],"patch":[' + body + b"]}"
     method, path = {"runs": ("POST", "/runs"), "batch": ("POST", "/runs/batch")}.get(
-        route, ("PATCH", f"/runs/{run.get('id') if isinstance(run.get('id'), str) else uuid.uuid4()}")
+        route, ("PATCH", f"/runs/{quote(run['id'], safe='') if isinstance(run.get('id'), str) else uuid.uuid4()}")
     )
     send(server.url, method, path, compress(body, encoding), "application/json", encoding)
 
