@@ -47,6 +47,7 @@ class Storage:
         return cls(clickhouse=ch, blobs=blobs, projects=projects, feedback=feedback, retention=retention)
 
     def close(self) -> None:
+        self.retention.close()
         self.clickhouse.close()
 
 

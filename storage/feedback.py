@@ -68,6 +68,13 @@ PROJECT_SQL = (
     "FROM feedback WHERE tenant_id = {tenant:UUID} AND session_id IS NULL))))"
 )
 
+# The run -> project map of the feedback stored before its run, for runs of these projects.
+_UNLINKED_SQL = (
+    "SELECT id, session_id FROM runs WHERE tenant_id = {tenant:UUID} AND session_id IN {sessions:Array(UUID)} "
+    "AND id IN (SELECT run_id FROM feedback WHERE tenant_id = {tenant:UUID} AND session_id IS NULL) "
+    "LIMIT 1 BY id"
+)
+
 RetentionHook = Callable[[uuid.UUID, list[uuid.UUID], list[uuid.UUID]], None]
 
 
@@ -106,8 +113,9 @@ class FeedbackRepository:
         return stored
 
     def _link(self, tenant_id: uuid.UUID, items: list[dict[str, Any]]) -> None:
-        """Fill project and trace from the run when the client did not send them and the run is stored, so that
-        project reads find the feedback by its own columns; the rest is linked at read time (`PROJECT_SQL`)."""
+        """Fill project and trace from the run when the client did not send them and the run is stored: at write
+        time so that project reads find the feedback by its own columns, and again on every read for feedback
+        stored before its run (project filters link it in SQL, `PROJECT_SQL`)."""
         unlinked = {f["run_id"] for f in items if f["run_id"] and not (f["session_id"] and f["trace_id"])}
         if not unlinked:
             return
@@ -183,11 +191,14 @@ class FeedbackRepository:
     # -- reads -------------------------------------------------------------------------------------------
 
     def _select(self, where: str, params: dict[str, Any], suffix: str = "") -> list[dict[str, Any]]:
-        result = self._ch.client().query(
+        client = self._ch.client()
+        result = client.query(
             f"SELECT {_READ} FROM feedback FINAL WHERE tenant_id = {{tenant:UUID}} AND {where} {suffix}",
             parameters=params,
         )
-        return [_from_row(dict(zip(COLUMNS, row, strict=False))) for row in result.result_rows]
+        rows = [_from_row(dict(zip(COLUMNS, row, strict=False))) for row in result.result_rows]
+        self._link(params["tenant"], rows)
+        return rows
 
     def get(self, tenant_id: uuid.UUID, feedback_id: uuid.UUID) -> dict[str, Any] | None:
         found = self._select("id = {id:UUID}", {"tenant": tenant_id, "id": feedback_id})
@@ -245,11 +256,17 @@ class FeedbackRepository:
         return {row["key"]: stats_entry(row) for row in self.stats(tenant_id, where, params)}
 
     def stats_for_projects(self, tenant_id: uuid.UUID, project_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
-        """Feedback stats per project (see `PROJECT_SQL`)."""
-        return {
-            project_id: self.stats_by_key(tenant_id, PROJECT_SQL, {"sessions": [project_id]})
-            for project_id in project_ids
-        }
+        """Feedback stats per project, in two queries whatever the number of projects: the runs of feedback
+        stored before them are mapped to their projects first (see `PROJECT_SQL`), then one grouped pass."""
+        params: dict[str, Any] = {"tenant": tenant_id, "sessions": project_ids}
+        unlinked = self._ch.client().query(_UNLINKED_SQL, parameters=params).result_rows
+        params["runs"], params["run_sessions"] = [r for r, _ in unlinked], [s for _, s in unlinked]
+        group = "ifNull(session_id, mapFromArrays({runs:Array(UUID)}, {run_sessions:Array(UUID)})[run_id])"
+        where = "(session_id IN {sessions:Array(UUID)} OR (session_id IS NULL AND run_id IN {runs:Array(UUID)}))"
+        out: dict[uuid.UUID, dict[str, Any]] = {project_id: {} for project_id in project_ids}
+        for row in self.stats(tenant_id, where, params, group):
+            out[row["grp"]][row["key"]] = stats_entry(row)
+        return out
 
     def stats_for_runs(self, tenant_id: uuid.UUID, run_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
         """`feedback_stats` of each run: {run_id: {key: stats}}."""

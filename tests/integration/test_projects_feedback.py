@@ -25,9 +25,11 @@ def client(server: Server) -> Iterator[Client]:
     sdk.flush()
 
 
-def ingest_trace(server: Server, project: str, *, llm_tokens: int = 10, error: bool = False) -> tuple[str, str]:
+def ingest_trace(
+    server: Server, project: str, *, llm_tokens: int = 10, error: bool = False, root: str | None = None
+) -> tuple[str, str]:
     """A root chain with one llm child, written through POST /runs/batch; returns (root id, child id)."""
-    root, child = str(uuid.uuid4()), str(uuid.uuid4())
+    root, child = root or str(uuid.uuid4()), str(uuid.uuid4())
     start = datetime.now(UTC)
     end = (start + timedelta(seconds=2)).isoformat()
     usage = {"input_tokens": llm_tokens, "output_tokens": 1, "total_tokens": llm_tokens + 1, "total_cost": 0.5}
@@ -226,22 +228,31 @@ def test_retention_upgrade_on_feedback(tmp_path: Path) -> None:
     server.start()
     try:
         sdk = Client(api_url=server.url, api_key="unused")
+        early = str(uuid.uuid4())
+        sdk.create_feedback(early, "keep", score=1)  # before its trace exists
         upgraded, _ = ingest_trace(server, "retention")
         plain, _ = ingest_trace(server, "retention")
-        for run in (upgraded, plain):
+        ingest_trace(server, "retention", root=early)
+        for run in (upgraded, plain, early):
             stored(server, run)
         sdk.create_feedback(upgraded, "keep", score=1)
     finally:
         server.stop()
-    storage = Storage.open(f"chdb://{tmp_path / 'data' / 'clickhouse'}", f"file://{tmp_path / 'data' / 'blobs'}")
-    try:
+    # The upgrade is applied by a background sweeper, and re-queued from the feedback table on start.
+    data = tmp_path / "data"
+    storage = Storage.open(f"chdb://{data}/clickhouse", f"file://{data}/blobs", short_ttl_days=7, long_ttl_days=90)
+    storage.retention.start()
+
+    def ttl() -> dict[str, tuple[int, int]]:
         rows = (
             storage.clickhouse.client()
             .query("SELECT toString(trace_id), min(ttl_days), max(ttl_days) FROM runs FINAL GROUP BY trace_id")
             .result_rows
         )
+        return {trace: (low, high) for trace, low, high in rows}
+
+    try:
+        wait_for(lambda: ttl()[upgraded] == (90, 90) and ttl()[early] == (90, 90), what="upgraded traces")
+        assert ttl()[plain] == (7, 7), "short-lived by default"
     finally:
         storage.close()
-    ttl = {trace: (low, high) for trace, low, high in rows}
-    assert ttl[plain] == (7, 7), "short-lived by default"
-    assert ttl[upgraded] == (90, 90), "a trace with feedback is kept for the long-lived period, all of its runs"
