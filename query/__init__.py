@@ -29,7 +29,7 @@ class QueryService:
             self.router.include_router(api.router(storage))
 
     def start(self) -> None:
-        pass
+        self.storage.retention.start()  # re-queues trace upgrades a restart interrupted
 
     def stop(self) -> None:
         pass

@@ -9,12 +9,16 @@ later by retention), never rows pointing at missing blobs.
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 from typing import Any
 
+from schemas import jsonutil
 from storage.blobs import BlobStore
 from storage.clickhouse import ClickHouse
 
-_CHUNK = 10_000
+_CHUNK = 10_000  # ids per statement
+_TRACES = 1_000  # traces per deletion
+_METADATA_VALUE_CHARS = 256  # runs.metadata values are stored truncated to this many characters
 
 
 class Deleter:
@@ -23,18 +27,30 @@ class Deleter:
         self._blobs = blobs
 
     def traces(self, tenant_id: uuid.UUID, project_id: uuid.UUID, trace_ids: list[uuid.UUID]) -> int:
+        """Whole traces of one project, with their feedback, shares and blobs; returns the number of runs."""
         client = self._ch.client()
         params = {"t": tenant_id, "p": project_id, "traces": trace_ids}
-        runs = client.query(
-            "SELECT id FROM runs FINAL WHERE tenant_id = {t:UUID} AND session_id = {p:UUID} "
-            "AND trace_id IN {traces:Array(UUID)}",
-            parameters=params,
-        ).result_rows
+        # ids and trace ids never change between versions: no FINAL, one row per run.
+        runs = [
+            row[0]
+            for row in client.query(
+                "SELECT id FROM runs WHERE tenant_id = {t:UUID} AND session_id = {p:UUID} "
+                "AND trace_id IN {traces:Array(UUID)} LIMIT 1 BY id",
+                parameters=params,
+            ).result_rows
+        ]
+        # Feedback of these runs wherever it was stored from, and feedback naming these traces in this project
+        # (its run may not have arrived); a trace id of another project deletes nothing there.
         client.command(
-            "DELETE FROM feedback WHERE tenant_id = {t:UUID} AND (trace_id IN {traces:Array(UUID)} "
-            "OR run_id IN {runs:Array(UUID)})",
-            parameters={**params, "runs": [r[0] for r in runs]},
+            "DELETE FROM feedback WHERE tenant_id = {t:UUID} AND trace_id IN {traces:Array(UUID)} "
+            "AND session_id = {p:UUID}",
+            parameters=params,
         )
+        for start in range(0, len(runs), _CHUNK):
+            client.command(
+                "DELETE FROM feedback WHERE tenant_id = {t:UUID} AND run_id IN {ids:Array(UUID)}",
+                parameters={"t": tenant_id, "ids": runs[start : start + _CHUNK]},
+            )
         for table in ("runs", "run_ids", "run_shares"):
             client.command(
                 f"DELETE FROM {table} WHERE tenant_id = {{t:UUID}} AND session_id = {{p:UUID}} "
@@ -42,34 +58,34 @@ class Deleter:
                 parameters=params,
             )
         for trace_id in trace_ids:
-            self._blobs.delete_prefix(f"{tenant_id}/{project_id}/{trace_id}")
+            self._blobs.delete_prefix(f"{tenant_id}/{project_id}/{trace_id}/")
         return len(runs)
 
     def by_metadata(self, tenant_id: uuid.UUID, metadata: dict[str, Any]) -> int:
-        """Runs having any of these metadata key/value pairs (values compared as stored: strings as-is)."""
+        """The traces, across the tenant's projects, of which a run has any of these metadata key/value pairs
+        (LangSmith deletes traces by metadata); values compared as stored: strings as-is, others as JSON."""
         conds, params = [], {"t": tenant_id}
         for index, (key, value) in enumerate(metadata.items()):
             conds.append(f"metadata[{{k{index}:String}}] = {{v{index}:String}}")
-            params[f"k{index}"], params[f"v{index}"] = str(key), value if isinstance(value, str) else str(value)
-        client = self._ch.client()
-        runs = client.query(
-            f"SELECT id, session_id, trace_id FROM runs FINAL WHERE tenant_id = {{t:UUID}} AND ({' OR '.join(conds)})",
-            parameters=params,
-        ).result_rows
-        for start in range(0, len(runs), _CHUNK):
-            chunk = runs[start : start + _CHUNK]
-            ids = {"t": tenant_id, "ids": [r[0] for r in chunk]}
-            client.command(
-                "DELETE FROM feedback WHERE tenant_id = {t:UUID} AND run_id IN {ids:Array(UUID)}", parameters=ids
+            text = value if isinstance(value, str) else jsonutil.dumps_str(value)
+            params[f"k{index}"], params[f"v{index}"] = str(key), text[:_METADATA_VALUE_CHARS]
+        found = (
+            self._ch.client()
+            .query(
+                f"SELECT DISTINCT session_id, trace_id FROM runs FINAL WHERE tenant_id = {{t:UUID}} "
+                f"AND ({' OR '.join(conds)})",
+                parameters=params,
             )
-            for table, column in (("runs", "id"), ("run_ids", "id"), ("run_shares", "run_id")):
-                client.command(
-                    f"DELETE FROM {table} WHERE tenant_id = {{t:UUID}} AND {column} IN {{ids:Array(UUID)}}",
-                    parameters=ids,
-                )
-        for run_id, project_id, trace_id in runs:
-            self._blobs.delete_prefix(f"{tenant_id}/{project_id}/{trace_id}/{run_id}")
-        return len(runs)
+            .result_rows
+        )
+        by_project: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
+        for project_id, trace_id in found:
+            by_project[project_id].append(trace_id)
+        return sum(
+            self.traces(tenant_id, project_id, traces[start : start + _TRACES])
+            for project_id, traces in by_project.items()
+            for start in range(0, len(traces), _TRACES)
+        )
 
     def project(self, tenant_id: uuid.UUID, project_id: uuid.UUID) -> None:
         client = self._ch.client()
@@ -83,4 +99,4 @@ class Deleter:
             client.command(
                 f"DELETE FROM {table} WHERE tenant_id = {{t:UUID}} AND session_id = {{p:UUID}}", parameters=params
             )
-        self._blobs.delete_prefix(f"{tenant_id}/{project_id}")
+        self._blobs.delete_prefix(f"{tenant_id}/{project_id}/")

@@ -14,6 +14,7 @@ from langsmith import Client
 from langsmith.schemas import FeedbackSourceType
 from langsmith.utils import LangSmithConflictError, LangSmithNotFoundError
 
+from schemas import DEFAULT_TENANT_ID
 from storage import Storage
 from tests.support import Server, wait_for
 
@@ -26,9 +27,17 @@ def client(server: Server) -> Iterator[Client]:
 
 
 def ingest_trace(
-    server: Server, project: str, *, llm_tokens: int = 10, error: bool = False, root: str | None = None
+    server: Server,
+    project: str,
+    *,
+    llm_tokens: int = 10,
+    error: bool = False,
+    root: str | None = None,
+    user: str = "u1",
+    big_inputs: bool = False,
 ) -> tuple[str, str]:
-    """A root chain with one llm child, written through POST /runs/batch; returns (root id, child id)."""
+    """A root chain with one llm child, written through POST /runs/batch; returns (root id, child id).
+    `big_inputs` makes the root's inputs large enough to be offloaded to the blob store."""
     root, child = root or str(uuid.uuid4()), str(uuid.uuid4())
     start = datetime.now(UTC)
     end = (start + timedelta(seconds=2)).isoformat()
@@ -40,10 +49,10 @@ def ingest_trace(
             "run_type": "chain",
             "start_time": start.isoformat(),
             "end_time": end,
-            "inputs": {"q": 1},
+            "inputs": {"q": "x" * 30_000 if big_inputs else 1},
             "outputs": {"a": 1},
             "session_name": project,
-            "extra": {"metadata": {"user": "u1"}},
+            "extra": {"metadata": {"user": user}},
             **({"error": "boom"} if error else {}),
         },
         {
@@ -201,26 +210,65 @@ def test_feedback_stats_over_time_buckets(server: Server, client: Client) -> Non
 
 
 def test_deletes_are_visible_at_once(server: Server, client: Client) -> None:
-    project = f"del-{uuid.uuid4().hex[:8]}"
-    gone, gone_child = ingest_trace(server, project)
+    project, other_project = f"del-{uuid.uuid4().hex[:8]}", f"del-{uuid.uuid4().hex[:8]}"
+    gone, gone_child = ingest_trace(server, project, big_inputs=True)
     kept, _ = ingest_trace(server, project)
-    by_meta, _ = ingest_trace(server, project)
-    for run in (gone, kept, by_meta):
+    elsewhere, _ = ingest_trace(server, other_project)
+    for run in (gone, kept, elsewhere):
         stored(server, run)
-    client.create_feedback(gone, "k", score=1)
+    for run in (gone, gone_child, elsewhere):
+        client.create_feedback(run, "k", score=1)
     project_id = client.read_project(project_name=project).id
-    response = httpx.post(f"{server.url}/runs/delete", json={"trace_ids": [gone], "session_id": str(project_id)})
-    assert response.json() == {"deleted_runs": 2}
+    blobs = server.data_dir / "blobs" / str(DEFAULT_TENANT_ID) / str(project_id) / gone
+    assert any(p.is_file() for p in blobs.rglob("*")), "the large inputs were offloaded"
+    response = httpx.post(
+        f"{server.url}/runs/delete", json={"trace_ids": [gone, elsewhere], "session_id": str(project_id)}
+    )
+    assert response.json() == {"deleted_runs": 2}, "the trace of another project is not this project's to delete"
     for run in (gone, gone_child):
         assert httpx.get(f"{server.url}/runs/{run}").status_code == 404
-    assert list(client.list_feedback(run_ids=[gone])) == []
+    assert list(client.list_feedback(run_ids=[gone, gone_child])) == []
+    assert not blobs.exists()
     assert httpx.get(f"{server.url}/runs/{kept}").status_code == 200
+    assert httpx.get(f"{server.url}/runs/{elsewhere}").status_code == 200
+    assert len(list(client.list_feedback(run_ids=[elsewhere]))) == 1
+    stats = client.read_project(project_name=project, include_stats=True)
+    assert stats.run_count == 2 and not stats.feedback_stats, "stats forget deleted runs and feedback at once"
     too_many = httpx.post(
         f"{server.url}/runs/delete", json={"trace_ids": [str(uuid.uuid4())] * 1001, "session_id": str(project_id)}
     )
     assert too_many.status_code == 422
-    httpx.post(f"{server.url}/runs/delete", json={"metadata": {"user": "u1"}}).raise_for_status()
-    assert httpx.get(f"{server.url}/runs/{by_meta}").status_code == 404
+    assert httpx.post(f"{server.url}/runs/delete", json={"trace_ids": [kept]}).status_code == 422
+
+
+def test_delete_by_metadata_takes_whole_traces(server: Server) -> None:
+    project = f"meta-{uuid.uuid4().hex[:8]}"
+    tagged, tagged_child = ingest_trace(server, project, user="u-del")
+    untouched, _ = ingest_trace(server, project, user="u-keep")
+    for run in (tagged, untouched):
+        stored(server, run)
+    response = httpx.post(f"{server.url}/runs/delete", json={"metadata": {"user": "u-del", "nothing": 42}})
+    assert response.json() == {"deleted_runs": 2}, "the child has no metadata but is part of the trace"
+    for run in (tagged, tagged_child):
+        assert httpx.get(f"{server.url}/runs/{run}").status_code == 404
+    assert httpx.get(f"{server.url}/runs/{untouched}").status_code == 200
+    assert httpx.post(f"{server.url}/runs/delete", json={"metadata": {}}).status_code == 422
+
+
+def test_delete_project_cascades(server: Server, client: Client) -> None:
+    project = f"cascade-{uuid.uuid4().hex[:8]}"
+    root, child = ingest_trace(server, project, big_inputs=True)
+    stored(server, root)
+    client.create_feedback(child, "k", score=1)
+    project_id = client.read_project(project_name=project).id
+    blobs = server.data_dir / "blobs" / str(DEFAULT_TENANT_ID) / str(project_id)
+    assert blobs.exists()
+    client.delete_project(project_id=project_id)
+    assert httpx.get(f"{server.url}/runs/{root}").status_code == 404
+    assert httpx.post(f"{server.url}/runs/query", json={"session": [str(project_id)]}).json()["runs"] == []
+    assert list(client.list_feedback(run_ids=[child])) == []
+    assert not blobs.exists()
+    assert not client.has_project(project)
 
 
 def test_retention_upgrade_on_feedback(tmp_path: Path) -> None:
