@@ -42,7 +42,7 @@ def _expiry(spec: dict[str, Any]) -> datetime:
     if isinstance(delta, dict):
         try:
             return datetime.now(UTC) + timedelta(**{k: float(v) for k, v in delta.items() if v})
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ApiError(422, "expires_in must be {days, hours, minutes}", detail={"field": "expires_in"}) from None
     return datetime.now(UTC) + DEFAULT_TOKEN_LIFETIME
 

@@ -69,11 +69,26 @@ def _ttl(value: Any, field: str) -> int | None:
     return value
 
 
+def _name(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ApiError(422, "name must be a non-empty string", detail={"field": "name"})
+    return value
+
+
+def _description(value: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise ApiError(422, "description must be a string", detail={"field": "description"})
+    return value
+
+
 def _extra(body: dict[str, Any], current: dict[str, Any] | None) -> dict[str, Any] | None:
     """`extra`, with a top-level `metadata` (as some clients send) folded into `extra.metadata`."""
     extra = body.get("extra")
-    if extra is not None and not isinstance(extra, dict):
-        raise ApiError(422, "extra must be a JSON object", detail={"field": "extra"})
+    for field, value in (("extra", extra), ("metadata", body.get("metadata"))):
+        if value is not None and not isinstance(value, dict):
+            raise ApiError(422, f"{field} must be a JSON object", detail={"field": field})
+    if isinstance((extra or {}).get("metadata"), list | str | int | float | bool):
+        raise ApiError(422, "extra.metadata must be a JSON object", detail={"field": "extra.metadata"})
     if body.get("metadata") is not None:
         extra = {**(extra or current or {}), "metadata": body["metadata"]}
     return extra
@@ -108,9 +123,7 @@ def router(storage: Storage) -> APIRouter:
     @api.post("/sessions", summary="Create a project (409 when the name exists, unless upsert)")
     def create_project(tenant: CurrentTenant, body: JsonBody, upsert: bool = False) -> Response:
         body = _object(body)
-        name = body.get("name")
-        if not isinstance(name, str) or not name.strip():
-            raise ApiError(422, "name is required", detail={"field": "name"})
+        name = _name(body.get("name"))
         found = projects.find_by_name(tenant.id, name)
         if found is not None:
             if not upsert:
@@ -123,7 +136,7 @@ def router(storage: Storage) -> APIRouter:
             id=project_id,
             tenant_id=tenant.id,
             name=name,
-            description=body.get("description"),
+            description=_description(body.get("description")),
             start_time=_time(body.get("start_time"), "start_time") or datetime.now(UTC),
             end_time=_time(body.get("end_time"), "end_time"),
             extra=_extra(body, None) or {},
@@ -175,12 +188,12 @@ def router(storage: Storage) -> APIRouter:
         body = _object(body)
         project = existing(tenant, project_id)
         changes: dict[str, Any] = {}
-        if body.get("name") is not None and body["name"] != project.name:
+        if body.get("name") is not None and _name(body["name"]) != project.name:
             if projects.find_by_name(tenant.id, body["name"]) is not None:
                 raise ApiError(409, f"a project named {body['name']!r} already exists")
             changes["name"] = body["name"]
         if body.get("description") is not None:
-            changes["description"] = body["description"]
+            changes["description"] = _description(body["description"])
         extra = _extra(body, project.extra)
         if extra is not None:
             changes["extra"] = extra

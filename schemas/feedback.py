@@ -6,6 +6,7 @@ Categorical feedback keeps its label in `value`, numeric feedback its number in 
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -13,6 +14,9 @@ from typing import Any
 from schemas.errors import ApiError
 
 SOURCE_TYPES = frozenset({"api", "model", "app"})
+MAX_KEY_CHARS = 1024
+# The fields PATCH /feedback/{id} changes; `null` clears them (protocol §8.2).
+PATCHABLE = ("score", "value", "comment", "correction", "feedback_config", "extra")
 
 
 def _invalid(field: str, message: str) -> ApiError:
@@ -52,11 +56,30 @@ def source_type(value: Any) -> str:
 def score_of(value: Any) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool):
+    if isinstance(value, bool | int | float) and math.isfinite(value):
         return float(value)
-    if isinstance(value, int | float):
-        return float(value)
-    raise _invalid("score", "must be a number or a boolean")
+    raise _invalid("score", "must be a finite number or a boolean")
+
+
+def _text(value: Any, field: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise _invalid(field, "must be a string or null")
+
+
+def _object(value: Any, field: str) -> dict[str, Any] | None:
+    if value is None or isinstance(value, dict):
+        return value
+    raise _invalid(field, "must be a JSON object or null")
+
+
+def validate_patch(changes: Any) -> dict[str, Any]:
+    """The PATCH /feedback/{id} fields present in `changes`, checked like a new item's; others are ignored."""
+    if not isinstance(changes, dict):
+        raise _invalid("body", "must be a JSON object")
+    checks = {"score": score_of, "comment": lambda v: _text(v, "comment")}
+    checks["feedback_config"] = lambda v: _object(v, "feedback_config")
+    return {key: checks.get(key, lambda v: v)(changes[key]) for key in PATCHABLE if key in changes}
 
 
 def validate_feedback(item: Any) -> dict[str, Any]:
@@ -65,11 +88,9 @@ def validate_feedback(item: Any) -> dict[str, Any]:
     if not isinstance(item, dict):
         raise _invalid("body", "must be a JSON object")
     key = item.get("key")
-    if not isinstance(key, str) or not key.strip():
-        raise _invalid("key", "is required and must be a non-empty string")
-    source = item.get("feedback_source") or {}
-    if not isinstance(source, dict):
-        raise _invalid("feedback_source", "must be an object")
+    if not isinstance(key, str) or not key.strip() or len(key) > MAX_KEY_CHARS:
+        raise _invalid("key", f"is required and must be a non-empty string of at most {MAX_KEY_CHARS} characters")
+    source = _object(item.get("feedback_source"), "feedback_source") or {}
     now = datetime.now(UTC)
     created = _time(item.get("created_at"), "created_at") or now
     return {
@@ -80,15 +101,15 @@ def validate_feedback(item: Any) -> dict[str, Any]:
         "key": key,
         "score": score_of(item.get("score")),
         "value": item.get("value"),
-        "comment": item.get("comment"),
+        "comment": _text(item.get("comment"), "comment"),
         "correction": item.get("correction"),
         "feedback_source": {
             "type": source_type(source.get("type")),
-            "metadata": source.get("metadata") or {},
-            "user_id": source.get("user_id"),
-            "user_name": source.get("user_name"),
+            "metadata": _object(source.get("metadata"), "feedback_source.metadata") or {},
+            "user_id": _text(source.get("user_id"), "feedback_source.user_id"),
+            "user_name": _text(source.get("user_name"), "feedback_source.user_name"),
         },
-        "feedback_config": item.get("feedback_config"),
+        "feedback_config": _object(item.get("feedback_config"), "feedback_config"),
         "extra": item.get("extra"),
         "error": bool(item.get("error")),
         "comparative_experiment_id": _uuid(item.get("comparative_experiment_id"), "comparative_experiment_id"),

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from schemas import jsonutil
-from schemas.feedback import score_of, validate_feedback
+from schemas.feedback import validate_feedback, validate_patch
 from storage.clickhouse import ClickHouse
 
 NIL = uuid.UUID(int=0)
@@ -171,12 +171,11 @@ class FeedbackRepository:
 
     def update(self, tenant_id: uuid.UUID, feedback_id: uuid.UUID, changes: dict[str, Any]) -> dict[str, Any] | None:
         """PATCH semantics of the SDK: the keys present are set, and here `null` clears (protocol §8.2)."""
+        checked = validate_patch(changes)
         current = self.get(tenant_id, feedback_id)
         if current is None:
             return None
-        for key in ("score", "value", "comment", "correction", "feedback_config", "extra"):
-            if key in changes:
-                current[key] = score_of(changes[key]) if key == "score" else changes[key]
+        current.update(checked)
         current["modified_at"] = datetime.now(UTC)
         self._insert(tenant_id, [current])
         return current

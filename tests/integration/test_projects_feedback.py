@@ -14,7 +14,7 @@ from langsmith import Client
 from langsmith.schemas import FeedbackSourceType
 from langsmith.utils import LangSmithConflictError, LangSmithNotFoundError
 
-from schemas import DEFAULT_TENANT_ID
+from schemas import DEFAULT_TENANT_ID, jsonutil
 from storage import Storage
 from tests.support import Server, wait_for
 
@@ -304,3 +304,76 @@ def test_retention_upgrade_on_feedback(tmp_path: Path) -> None:
         assert ttl()[plain] == (7, 7), "short-lived by default"
     finally:
         storage.close()
+
+
+TOKEN = {"run_id": str(uuid.uuid4()), "feedback_key": "k"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("post", "/feedback", {"key": "k", "comment": {"a": 1}}, "comment"),
+        ("post", "/feedback", {"key": "k", "score": "high"}, "score"),
+        ("post", "/feedback", {"key": "k" * 2000}, "key"),
+        (
+            "post",
+            "/feedback",
+            {"key": "k", "feedback_source": {"metadata": [1]}},
+            "feedback_source.metadata",
+        ),
+        ("post", "/feedback", {"key": "k", "feedback_source": {"type": "human"}}, "feedback_source.type"),
+        ("post", "/feedback", {"key": "k", "created_at": "2020-13-01"}, "created_at"),
+        ("post", "/feedback", {"key": "k", "run_id": "not-a-uuid"}, "run_id"),
+        ("post", "/sessions", {"name": "x", "description": 123}, "description"),
+        ("post", "/sessions", {"name": "x", "metadata": "text"}, "metadata"),
+        ("post", "/sessions", {"name": "x", "short_ttl_days": 0}, "short_ttl_days"),
+        ("post", "/sessions", {"name": ""}, "name"),
+        (
+            "post",
+            "/feedback/tokens",
+            {**TOKEN, "expires_in": {"days": 1e12}},
+            "expires_in",
+        ),
+        ("post", "/feedback/stats", {"bucket": "1h", "start_time": "garbage"}, "start_time"),
+        ("post", "/runs/delete", {"metadata": {}}, "metadata"),
+    ],
+)
+def test_bad_input_is_a_422_naming_the_field(server: Server, method: str, path: str, body: Any, field: str) -> None:
+    response = httpx.request(method, f"{server.url}{path}", json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"]["field"] == field
+
+
+def test_bad_updates_are_422_and_change_nothing(server: Server) -> None:
+    project = httpx.post(f"{server.url}/sessions", json={"name": f"bad-{uuid.uuid4().hex[:8]}"}).json()
+    for body in ({"name": 5}, {"description": ["x"]}, {"extra": "x"}, {"end_time": "bad"}):
+        assert httpx.patch(f"{server.url}/sessions/{project['id']}", json=body).status_code == 422, body
+    assert httpx.get(f"{server.url}/sessions/{project['id']}").json() == project
+    feedback = httpx.post(f"{server.url}/feedback", json={"run_id": str(uuid.uuid4()), "key": "k", "score": 1}).json()
+    for body in ({"comment": {"a": 1}}, {"score": "x"}, {"feedback_config": [1]}):
+        assert httpx.patch(f"{server.url}/feedback/{feedback['id']}", json=body).status_code == 422, body
+    assert httpx.get(f"{server.url}/feedback/{feedback['id']}").json() == feedback
+
+
+def test_a_bad_multipart_feedback_part_rejects_its_request(server: Server) -> None:
+    run_id, feedback_id = str(uuid.uuid4()), str(uuid.uuid4())
+    post = {
+        "id": run_id,
+        "trace_id": run_id,
+        "name": "r",
+        "run_type": "chain",
+        "start_time": datetime.now(UTC).isoformat(),
+    }
+    bad = {"id": feedback_id, "run_id": run_id, "trace_id": run_id, "key": "k", "comment": ["not", "text"]}
+    files = [
+        (f"post.{run_id}", (None, jsonutil.dumps(post), "application/json")),
+        (f"feedback.{feedback_id}", (None, jsonutil.dumps(bad), "application/json")),
+    ]
+    response = httpx.post(f"{server.url}/runs/multipart", files=files)
+    assert response.status_code == 422, response.text
+    assert "comment" in response.text
+    good = {**bad, "comment": "text"}
+    files[1] = (f"feedback.{feedback_id}", (None, jsonutil.dumps(good), "application/json"))
+    assert httpx.post(f"{server.url}/runs/multipart", files=files).status_code == 202
+    stored_feedback = wait_for(lambda: httpx.get(f"{server.url}/feedback/{feedback_id}").json().get("comment"))
+    assert stored_feedback == "text"
