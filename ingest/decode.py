@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ingest.multipart import Part
-from ingest.validate import invalid, normalise, parse_uuid
+from ingest.validate import invalid, normalise, parse_uuid, shallow
 from schemas import ApiError, jsonutil
 from schemas.feedback import validate_feedback
 from schemas.runs import PAYLOAD_FIELDS, OpKind, RunOp
@@ -35,6 +35,7 @@ class _Pending:
     run_id: str
     main: dict[str, Any] | None = None
     payloads: dict[str, Any] = field(default_factory=dict)
+    shallow: bool = True  # every JSON part of the op is too small to nest too deep
     attachments: dict[str, tuple[str, bytes]] = field(default_factory=dict)
 
 
@@ -55,8 +56,10 @@ def from_multipart(parts: list[Part]) -> Decoded:
                 if entry.main is not None:
                     raise ApiError(422, f"{part.name}: duplicate part", detail={"part": part.name})
                 entry.main = _json(part.data, part.name)
+                entry.shallow = entry.shallow and shallow(part.data)
             elif pieces[2] in PAYLOAD_FIELDS:
                 entry.payloads[pieces[2]] = _json(part.data, part.name)
+                entry.shallow = entry.shallow and shallow(part.data)
             else:
                 raise _unknown(part.name)
         elif head == "attachment" and len(pieces) == 3:
@@ -82,7 +85,7 @@ def from_multipart(parts: list[Part]) -> Decoded:
             raise ApiError(422, f"{name}: out-of-band parts without the main part {name}", detail={"part": name})
         if not isinstance(entry.main, dict):
             raise invalid(name, "body", "must be a JSON object")
-        op = normalise(entry.kind, run_id, {**entry.main, **entry.payloads}, name)
+        op = normalise(entry.kind, run_id, {**entry.main, **entry.payloads}, name, depth_checked=entry.shallow)
         op.attachments = entry.attachments
         decoded.ops.append(op)
     return decoded

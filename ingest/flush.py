@@ -73,7 +73,7 @@ class Lru(Generic[K, V]):
         return len(self._data)
 
 
-RunKey = tuple[uuid.UUID, uuid.UUID]  # (tenant id, run id)
+RunKey = tuple[str, str]  # (tenant id, run id) as canonical UUID text
 
 
 class Flusher:
@@ -103,25 +103,28 @@ class Flusher:
             for _depth in range(_MAX_DEPTH):  # descendants follow a dotted order that changed
                 if not changed:
                     break
-                changed = self._write_runs(tenant_id, [], rederive=self.runs.children(tenant_id, changed))
+                children = self.runs.children(tenant_id, changed)
+                changed = self._write_runs(tenant_id, [], rederive={str(c) for c in children})
         for tenant_id, items in feedback_by_tenant.items():
             if items:
                 self.storage.feedback.ingest(tenant_id, items)
 
     # -- the run path ------------------------------------------------------------------------------------
 
-    def _states(self, tenant_id: uuid.UUID, ids: set[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any] | None]:
-        states: dict[uuid.UUID, dict[str, Any] | None] = {}
+    def _states(self, tenant_id: uuid.UUID, ids: set[str]) -> dict[str, dict[str, Any] | None]:
+        states: dict[str, dict[str, Any] | None] = {}
         missing = set()
+        tenant = str(tenant_id)
         for run_id in ids:
-            cached = self.cache.get((tenant_id, run_id))
+            cached = self.cache.get((tenant, run_id))
             if cached is None:
                 missing.add(run_id)
             states[run_id] = cached
         if missing:
             for row in self.runs.current(tenant_id, missing):
-                states[row["id"]] = state_from_row(row, self.storage.blobs)
-                missing.discard(row["id"])
+                state = state_from_row(row, self.storage.blobs)
+                states[state["id"]] = state
+                missing.discard(state["id"])
             for run_id, text in self.runs.pending(tenant_id, missing).items():
                 states[run_id] = jsonutil.loads(text)
         return states
@@ -133,8 +136,8 @@ class Flusher:
         found = self.runs.pending_with_runs(limit, min_age)
         by_tenant: dict[uuid.UUID, list[RunOp]] = defaultdict(list)
         for tenant_id, run_id, text in found:
-            self.cache.drop((tenant_id, run_id))
-            by_tenant[tenant_id].append(merge.absorb(jsonutil.loads(text), run_id))
+            self.cache.drop((str(tenant_id), str(run_id)))
+            by_tenant[tenant_id].append(merge.absorb(jsonutil.loads(text), str(run_id)))
         for tenant_id, ops in by_tenant.items():
             self._write_runs(tenant_id, ops, retire={op.run_id for op in ops})
         return len(found)
@@ -147,9 +150,9 @@ class Flusher:
         for tenant_id, run_id, text in self.runs.pending_older_than(limit, min_age):
             state = jsonutil.loads(text)
             if all(state.get(k) for k in ("name", "run_type", "start_time")):
-                self.cache.drop((tenant_id, run_id))
-                op = merge.absorb(state, run_id)
-                by_tenant[tenant_id].append(RunOp("post", run_id, op.fields, op.attachments))
+                self.cache.drop((str(tenant_id), str(run_id)))
+                op = merge.absorb(state, str(run_id))
+                by_tenant[tenant_id].append(RunOp("post", op.run_id, op.fields, op.attachments))
         for tenant_id, ops in by_tenant.items():
             self._write_runs(tenant_id, ops, retire={op.run_id for op in ops})
         return sum(len(ops) for ops in by_tenant.values())
@@ -158,11 +161,12 @@ class Flusher:
         self,
         tenant_id: uuid.UUID,
         ops: list[RunOp],
-        retire: set[uuid.UUID] = frozenset(),
-        rederive: set[uuid.UUID] = frozenset(),
+        retire: set[str] = frozenset(),
+        rederive: set[str] = frozenset(),
     ) -> list[dict[str, Any]]:
         """Apply `ops` (and re-derive the stored runs in `rederive`), write the new versions; returns the
         stored runs whose dotted order changed, whose children must follow."""
+        tenant = str(tenant_id)
         touched = {op.run_id for op in ops} | set(rederive)
         # Working copies: the cache keeps its states until this batch is stored (a failed insert is retried
         # from the same states; derivation below writes into the state it derives).
@@ -178,34 +182,39 @@ class Flusher:
         rows: list[list[Any]] = []
         pending_rows: list[list[Any]] = []
         uploads: list[tuple[str, bytes, str, bool]] = []
-        finished: dict[uuid.UUID, dict[str, Any]] = {}
+        finished: dict[str, dict[str, Any]] = {}
+        short_ttl: dict[str, int] = {}  # per project
         changed: list[dict[str, Any]] = []
         for run_id in _parents_first(touched, states):
             state = states[run_id]
             assert state is not None
             if not state[merge.HAS_POST]:
-                key_prefix = f"{tenant_id}/pending/{run_id}"
+                key_prefix = f"{tenant}/pending/{run_id}"
                 _stage_attachments(state, key_prefix, uploads)
-                pending_rows.append([tenant_id, run_id, jsonutil.dumps_str(state), version, 0])
+                pending_rows.append([tenant, run_id, jsonutil.dumps_str(state), version, 0])
                 finished[run_id] = state
                 continue
             if run_id in retire or run_id in pending_before:
-                pending_rows.append([tenant_id, run_id, "", version, 1])  # merged now: retire the pending entry
+                pending_rows.append([tenant, run_id, "", version, 1])  # merged now: retire the pending entry
             if "_session" not in state:
                 state["_session"] = str(self._project(tenant_id, state))
             start = datetime.fromisoformat(state["start_time"])
             parent_id = state.get("parent_run_id")
-            parent = (states.get(uuid.UUID(parent_id)) or parents.get(parent_id)) if parent_id else None
+            parent = (states.get(parent_id) or parents.get(parent_id)) if parent_id else None
             trace_id, dotted, ancestors = derive.ancestry(state, parent, start)
             if parent_id and parent is None:
-                self.awaited.put((tenant_id, uuid.UUID(parent_id)), True)  # its children must follow it later
-            if before.get(run_id) not in (None, dotted) or self.awaited.get((tenant_id, run_id)):
-                self.awaited.drop((tenant_id, run_id))
+                self.awaited.put((tenant, parent_id), True)  # its children must follow it later
+            if before.get(run_id) not in (None, dotted) or self.awaited.get((tenant, run_id)):
+                self.awaited.drop((tenant, run_id))
                 changed.append(state)
             state.update(trace_id=trace_id, dotted_order=dotted)
-            prefix = f"{tenant_id}/{state['_session']}/{trace_id}/{run_id}"
+            prefix = f"{tenant}/{state['_session']}/{trace_id}/{run_id}"
             _stage_attachments(state, f"{prefix}/attachments", uploads)
-            row = self._row(tenant_id, run_id, state, start, ancestors, prefix, uploads, version)
+            session = state["_session"]
+            if session not in short_ttl:
+                short_ttl[session] = self.storage.retention.days(tenant_id, uuid.UUID(session))[0]
+            ttl = max(state.get("_ttl", 0), short_ttl[session])
+            row = self._row(tenant, state, start, ancestors, prefix, uploads, version, ttl)
             stored_key = state.get("_stored_key")
             new_key = [state["_session"], state["start_time"]]
             if stored_key and stored_key != new_key:
@@ -223,7 +232,7 @@ class Flusher:
         self.runs.insert_pending(pending_rows)
         self.runs.insert(rows)
         for run_id, state in finished.items():
-            key = (tenant_id, run_id)
+            key = (tenant, run_id)
             if state.get("end_time") and state[merge.HAS_POST]:
                 self.cache.drop(key)
             else:
@@ -233,9 +242,9 @@ class Flusher:
     def _parents(
         self,
         tenant_id: uuid.UUID,
-        touched: dict[uuid.UUID, dict[str, Any] | None],
-        states: dict[uuid.UUID, dict[str, Any] | None],
-        rederive: set[uuid.UUID],
+        touched: dict[str, dict[str, Any] | None],
+        states: dict[str, dict[str, Any] | None],
+        rederive: set[str],
     ) -> dict[str, dict[str, Any]]:
         """States of parents needed to derive a dotted order or trace id (always for runs being re-derived
         because an ancestor changed), when not already at hand."""
@@ -243,15 +252,12 @@ class Flusher:
         for run_id, state in touched.items():
             parent_id = state.get("parent_run_id") if state else None
             dotted = state.get("dotted_order") if state else None
-            if parent_id and (
-                run_id in rederive or not dotted or not derive.is_under(dotted, parent_id) or not state.get("trace_id")
-            ):
-                pid = uuid.UUID(parent_id)
-                if states.get(pid) is None:
-                    wanted.add(pid)
+            stale = run_id in rederive or not dotted or not derive.is_under(dotted, parent_id or "")
+            if parent_id and (stale or not state.get("trace_id")) and states.get(parent_id) is None:
+                wanted.add(parent_id)
         if not wanted:
             return {}
-        return {str(k): v for k, v in self._states(tenant_id, wanted).items() if v is not None}
+        return {k: v for k, v in self._states(tenant_id, wanted).items() if v is not None}
 
     def _project(self, tenant_id: uuid.UUID, state: dict[str, Any]) -> uuid.UUID:
         """`session_id` wins, else `session_name` (created on first use), else `default` (protocol §5.3)."""
@@ -265,14 +271,14 @@ class Flusher:
 
     def _row(
         self,
-        tenant_id: uuid.UUID,
-        run_id: uuid.UUID,
+        tenant: str,
         state: dict[str, Any],
         start: datetime,
         ancestors: list[str],
         prefix: str,
         uploads: list[tuple[str, bytes, str, bool]],
         version: int,
+        ttl_days: int,
     ) -> list[Any]:
         refs: dict[str, str] = state[merge.REFS]
         texts: dict[str, str] = {}
@@ -299,7 +305,7 @@ class Flusher:
         serialized = state.get("serialized")
         # UUID columns are passed as text: clickhouse-connect encodes canonical text without building UUIDs.
         return [
-            str(tenant_id),
+            tenant,
             state["_session"],
             state["id"],
             state["trace_id"],
@@ -337,7 +343,7 @@ class Flusher:
             tokens.get("completion_token_details", ""),
             tokens.get("prompt_cost_details", ""),
             tokens.get("completion_cost_details", ""),
-            max(state.get("_ttl", 0), self.storage.retention.days(tenant_id, uuid.UUID(state["_session"]))[0]),
+            ttl_days,
             version,
             0,
         ]
@@ -349,19 +355,18 @@ def _working_copy(state: dict[str, Any] | None) -> dict[str, Any] | None:
     return {**state, merge.REFS: dict(state.get(merge.REFS) or {})}
 
 
-def _parents_first(ids: set[uuid.UUID], states: dict[uuid.UUID, dict[str, Any] | None]) -> list[uuid.UUID]:
+def _parents_first(ids: set[str], states: dict[str, dict[str, Any] | None]) -> list[str]:
     """`ids` ordered so that a run comes after its parent when both are in the batch: a child's dotted order is
     derived from its parent's, which may itself be derived in this batch."""
-    ordered: list[uuid.UUID] = []
-    seen: set[uuid.UUID] = set()
+    ordered: list[str] = []
+    seen: set[str] = set()
     for run_id in ids:
         chain = []
-        current: uuid.UUID | None = run_id
+        current: str | None = run_id
         while current is not None and current in ids and current not in seen:
             seen.add(current)
             chain.append(current)
-            parent = (states.get(current) or {}).get("parent_run_id")
-            current = uuid.UUID(parent) if parent else None
+            current = (states.get(current) or {}).get("parent_run_id")
         ordered.extend(reversed(chain))
     return ordered
 

@@ -18,7 +18,7 @@ def encode(tenant_id: uuid.UUID, ops: list[RunOp], feedback: list[dict[str, Any]
     return msgpack.packb(
         [
             str(tenant_id),
-            [[op.kind, str(op.run_id), op.fields, {k: [m, d] for k, (m, d) in op.attachments.items()}] for op in ops],
+            [[op.kind, op.run_id, op.fields, {k: [m, d] for k, (m, d) in op.attachments.items()}] for op in ops],
             feedback,
         ],
         unicode_errors="surrogatepass",
@@ -30,9 +30,6 @@ def decode(record: bytes) -> tuple[uuid.UUID, list[RunOp], list[dict[str, Any]]]
     tenant, ops, feedback = msgpack.unpackb(record, unicode_errors="surrogatepass", strict_map_key=False)
     return (
         uuid.UUID(tenant),
-        [
-            RunOp(kind, uuid.UUID(run_id), fields, {k: (m, d) for k, (m, d) in att.items()})
-            for kind, run_id, fields, att in ops
-        ],
+        [RunOp(kind, run_id, fields, {k: (m, d) for k, (m, d) in att.items()}) for kind, run_id, fields, att in ops],
         feedback,
     )

@@ -92,6 +92,7 @@ class Batcher:
         except Exception as exc:
             metrics.FLUSH_FAILURES.inc()
             if len(records) > 1 and self._one_by_one(records, ends):
+                log.warning("flush of %d records failed (%r); stored them one by one", len(records), exc)
                 return True, full
             if self.healthy:
                 log.exception("flush of %d records failed; keeping them in the spool and retrying", len(records))

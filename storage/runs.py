@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -56,6 +57,25 @@ _STATE_COLUMNS = tuple(c for c in RUN_COLUMNS if c not in ("inputs_kv", "outputs
 PENDING_COLUMNS = ("tenant_id", "id", "state", "version", "is_deleted")
 
 
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+_IDS_PER_QUERY = 5_000  # ClickHouse parses at most max_query_size (256 KiB) of SQL: ~6,700 quoted ids
+
+
+def uuid_lists(ids: Iterable[str]) -> Iterator[str]:
+    """SQL tuple literals of canonical UUID texts for `IN`, in chunks that fit one query. The driver's parameter
+    binding escapes every string character by character, which was a tenth of a batch's lookup time for
+    2,500 ids (measured); canonical UUID text needs no escaping, and anything else is refused."""
+    ids = list(ids)
+    for start in range(0, len(ids), _IDS_PER_QUERY):
+        chunk = ids[start : start + _IDS_PER_QUERY]
+        for run_id in chunk:
+            if not _CANONICAL_UUID.fullmatch(run_id):
+                raise ValueError(f"not a canonical UUID: {run_id!r:.80}")
+        yield "(" + ",".join(f"'{run_id}'" for run_id in chunk) + ")"
+
+
 class RunStore:
     def __init__(self, ch: ClickHouse) -> None:
         self._ch = ch
@@ -72,17 +92,21 @@ class RunStore:
         if rows:
             self._ch.client().insert("pending_runs", rows, column_names=PENDING_COLUMNS)
 
-    def current(self, tenant_id: uuid.UUID, ids: Iterable[uuid.UUID]) -> list[dict[str, Any]]:
-        """The latest stored version of each run that exists (payload columns included)."""
+    def current(self, tenant_id: uuid.UUID, ids: Iterable[str]) -> list[dict[str, Any]]:
+        """The latest stored version of each run that exists (payload columns included). `ids` are canonical
+        UUID text, as the batcher keys runs."""
         ids = list(ids)
         if not ids:
             return []
         client = self._ch.client()
-        located = client.query(
-            "SELECT id, session_id, start_time FROM run_ids FINAL "
-            "WHERE tenant_id = {t:UUID} AND id IN {ids:Array(UUID)}",
-            parameters={"t": tenant_id, "ids": ids},
-        ).result_rows
+        located = [
+            row
+            for chunk in uuid_lists(ids)
+            for row in client.query(
+                f"SELECT id, session_id, start_time FROM run_ids FINAL WHERE tenant_id = {{t:UUID}} AND id IN {chunk}",
+                parameters={"t": tenant_id},
+            ).result_rows
+        ]
         if not located:
             return []
         result = client.query(
@@ -98,19 +122,17 @@ class RunStore:
         )
         return [dict(zip(_STATE_COLUMNS, row, strict=True)) for row in result.result_rows]
 
-    def pending(self, tenant_id: uuid.UUID, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
-        ids = list(ids)
-        if not ids:
-            return {}
-        rows = (
-            self._ch.client()
-            .query(
-                "SELECT id, state FROM pending_runs FINAL WHERE tenant_id = {t:UUID} AND id IN {ids:Array(UUID)}",
-                parameters={"t": tenant_id, "ids": ids},
-            )
-            .result_rows
-        )
-        return dict(rows)
+    def pending(self, tenant_id: uuid.UUID, ids: Iterable[str]) -> dict[str, str]:
+        """Parked patch-only states by run id (canonical UUID text)."""
+        client = self._ch.client()
+        return {
+            str(run_id): state
+            for chunk in uuid_lists(ids)
+            for run_id, state in client.query(
+                f"SELECT id, state FROM pending_runs FINAL WHERE tenant_id = {{t:UUID}} AND id IN {chunk}",
+                parameters={"t": tenant_id},
+            ).result_rows
+        }
 
     def pending_with_runs(self, limit: int, min_age: float) -> list[tuple[uuid.UUID, uuid.UUID, str]]:
         """Pending patches at least `min_age` seconds old whose run exists (its post was stored by another

@@ -138,7 +138,7 @@ def link(spans: Spans, *, tenant_id: uuid.UUID, links: TraceLinks) -> Mapped:
     nodes = {(node.trace_id, node.span_id): node for node in spans.nodes}
     released: list[tuple[TraceKey, bytes, uuid.UUID]] = []
     patches = _link(nodes, links, tenant_id, released)
-    posts = [RunOp(kind="post", run_id=node.run_id, fields=node.fields) for node in nodes.values()]
+    posts = [RunOp(kind="post", run_id=str(node.run_id), fields=node.fields) for node in nodes.values()]
     return Mapped(ops=posts + patches, rejected=spans.rejected, notes=spans.notes, released=released)
 
 
@@ -305,7 +305,7 @@ def _link(
             if order is not None:
                 node.fields["dotted_order"] = order
             for child in links.record((tenant_id, node.trace_id), node.span_id, node.run_id):
-                patches.append(RunOp("patch", child, {"id": str(child), "parent_run_id": str(node.run_id)}))
+                patches.append(RunOp("patch", str(child), {"id": str(child), "parent_run_id": str(node.run_id)}))
                 released.append(((tenant_id, node.trace_id), node.span_id, child))
     return patches
 

@@ -120,7 +120,7 @@ def test_batch_and_dashless_uuid() -> None:
         b'{"post":[{"id":"%s","name":"x","run_type":"tool","inputs":{"a":1}}],'
         b'"patch":[{"id":"%s","outputs":{"b":2}}]}' % (run.hex.encode(), str(run).encode())
     )
-    assert [op.run_id for op in decoded.ops] == [run, run]
+    assert [op.run_id for op in decoded.ops] == [str(run), str(run)]
     assert decoded.ops[0].fields["id"] == str(run)
 
 

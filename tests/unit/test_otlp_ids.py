@@ -63,13 +63,13 @@ def test_children_before_their_parents_in_other_requests_are_linked_by_patches()
     second = send(links, span(trace, mid, "mid", parent=root))
     mid_run = by_name(second)["mid"]
     patches = [op for op in second if op.kind == "patch"]
-    assert [(p.run_id, p.fields["parent_run_id"]) for p in patches] == [(uuid.UUID(leaf_run["id"]), mid_run["id"])]
+    assert [(p.run_id, p.fields["parent_run_id"]) for p in patches] == [(leaf_run["id"], mid_run["id"])]
 
     third = send(links, span(trace, root, "root"))
     trace_id = str(uuid.UUID(trace))
     assert by_name(third)["root"]["id"] == trace_id
     assert [(p.run_id, p.fields) for p in third if p.kind == "patch"] == [
-        (uuid.UUID(mid_run["id"]), {"id": mid_run["id"], "parent_run_id": trace_id})
+        (mid_run["id"], {"id": mid_run["id"], "parent_run_id": trace_id})
     ]
     assert len(links) == 3  # every span known, nothing waiting
 
