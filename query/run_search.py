@@ -84,6 +84,24 @@ class RunQuery(BaseModel):
         return list(dict.fromkeys([*(self.session or []), *(self.session_id or [])]))
 
     @property
+    def versions_alike(self) -> bool:
+        """Whether every version of a run matches alike: the arguments test only what a patch never changes
+        (project, ids, start time, ancestry), so the latest version needs no check of its own. `trace_filter`
+        and `tree_filter` would qualify too (they look at other runs through `trace_id`), but their matches are
+        sparse, and reading full rows while scanning for them costs more than the check (measured: 450 ms vs
+        300 ms for a rare tree_filter on 1M runs)."""
+        return not (
+            self.trace_filter
+            or self.tree_filter
+            or self.run_type
+            or self.error is not None
+            or self.end_time
+            or self.reference_example
+            or self.query
+            or self.filter
+        )
+
+    @property
     def payloads(self) -> tuple[str, ...]:
         """Payload columns to read: all of them without `select`, else the selected ones (the rest of the run is
         always returned, since clients read fields they did not select)."""
@@ -217,6 +235,7 @@ class RunSearch:
             columns=META_COLUMNS + q.payloads,
             descending=(q.order == "desc") != backwards,
             limit=q.limit + 1,
+            shared=q.versions_alike,
         )
         more = len(rows) > q.limit
         rows = rows[: q.limit]

@@ -72,9 +72,12 @@ class RunReader:
     def locate(self, tenant_id: uuid.UUID, run_ids: list[uuid.UUID]) -> list[RunLocation]:
         if not run_ids:
             return []
+        # A run's location never changes between versions, so only whether its latest version is deleted needs
+        # the collapse: grouping the few matching rows is cheaper than FINAL, which merges a granule of every part.
         rows = self._query(
-            f"SELECT id, session_id, start_time, trace_id FROM run_ids FINAL WHERE tenant_id = {_TENANT} "
-            "AND id IN {ids:Array(UUID)}",
+            "SELECT id, any(session_id) AS session_id, any(start_time) AS start_time, any(trace_id) AS trace_id "
+            f"FROM run_ids WHERE tenant_id = {_TENANT} AND id IN {{ids:Array(UUID)}} "
+            "GROUP BY id HAVING NOT argMax(is_deleted, version)",
             {"tenant": tenant_id, "ids": run_ids},
         )
         return [RunLocation(**row) for row in rows]
@@ -113,15 +116,22 @@ class RunReader:
         columns: tuple[str, ...] = META_COLUMNS,
         descending: bool = True,
         limit: int,
+        shared: bool = False,
     ) -> list[dict[str, Any]]:
         """The first `limit` runs in (start_time, id) order whose latest version matches `where` (any condition).
 
         Late materialisation: the filter runs over the narrow key columns without FINAL, reading in key order
         and stopping at `limit` matches; then the full rows of just those keys are read, collapsed to their
         latest version, and a run counts only if that latest version is the one that matched and is not
-        deleted. Runs dropped by that check (an older version matched) are replaced by reading further."""
+        deleted. Runs dropped by that check (an older version matched) are replaced by reading further.
+
+        `shared`: `where` tests only columns every version of a run shares, so all versions of a run match or
+        none does; then one query reads the full rows in key order (a run's versions are adjacent there) and
+        they are collapsed here, which saves the second read (measured on 1M runs: newest 100 roots 42 -> 25 ms
+        of SQL)."""
         direction = "DESC" if descending else "ASC"
-        after = "<" if descending else ">"
+        if shared:
+            return self._newest_shared(tenant_id, where, params, columns, direction, limit)
         found: list[dict[str, Any]] = []
         seen: set[uuid.UUID] = set()
         bound, bound_params = "", {}
@@ -148,11 +158,47 @@ class RunReader:
                 seen.update(matched)
             if len(keys) < limit:
                 break
-            last = keys[-1]
-            t = "{after_t:DateTime64(6, 'UTC')}"
-            bound = f" AND start_time {after}= {t} AND (start_time {after} {t} OR id {after} {{after_id:UUID}})"
-            bound_params = {"after_t": last["start_time"], "after_id": last["id"]}
+            bound, bound_params = _after(keys[-1], descending)
         return found[:limit]  # batches come in key order, and each batch is ordered by ClickHouse
+
+    def _newest_shared(
+        self,
+        tenant_id: uuid.UUID,
+        where: str,
+        params: dict[str, Any],
+        columns: tuple[str, ...],
+        direction: str,
+        limit: int,
+    ) -> list[dict[str, Any]]:
+        """`newest` for a `where` every version of a run satisfies alike: versions collapsed in key order."""
+        select = ", ".join(dict.fromkeys((*columns, "id", "start_time", "version", "is_deleted")))
+        found: list[dict[str, Any]] = []
+        bound, bound_params = "", {}
+        batch = 2 * limit  # room for unmerged versions (the newest runs are the likeliest to have several)
+        while len(found) < limit:
+            rows = self._query(
+                f"SELECT {select} FROM runs WHERE tenant_id = {_TENANT} AND ({where}){bound} "
+                f"ORDER BY start_time {direction}, id {direction} LIMIT {int(batch)}",
+                {**params, **bound_params, "tenant": tenant_id},
+            )
+            runs: list[dict[str, Any]] = []  # latest version of each run, in key order
+            for row in rows:
+                if runs and runs[-1]["id"] == row["id"]:
+                    if row["version"] > runs[-1]["version"]:
+                        runs[-1] = row
+                else:
+                    runs.append(row)
+            exhausted = len(rows) < batch
+            if not exhausted:
+                runs.pop()  # the limit may have cut this run's versions short: read it again with the next batch
+                if not runs:  # one run has more versions than the batch holds
+                    batch *= 2
+                    continue
+            found.extend(run for run in runs if not run["is_deleted"])
+            if exhausted:
+                break
+            bound, bound_params = _after(runs[-1], direction == "DESC")
+        return found[:limit]
 
     def trace_scope(self, tenant_id: uuid.UUID, trace_id: uuid.UUID) -> tuple[str, dict[str, Any]]:
         """A WHERE fragment for all runs of a trace that uses the sort-key prefix when the root is known."""
@@ -215,3 +261,13 @@ class RunReader:
                 if isinstance(value, datetime) and value.tzinfo is None:
                     row[key] = value.replace(tzinfo=UTC)
         return rows
+
+
+def _after(key: dict[str, Any], descending: bool) -> tuple[str, dict[str, Any]]:
+    """A WHERE fragment for the keys after `key` in (start_time, id) order, and its parameters."""
+    after = "<" if descending else ">"
+    t = "{after_t:DateTime64(6, 'UTC')}"
+    return (
+        f" AND start_time {after}= {t} AND (start_time {after} {t} OR id {after} {{after_id:UUID}})",
+        {"after_t": key["start_time"], "after_id": key["id"]},
+    )
