@@ -7,10 +7,11 @@ import uuid
 from collections.abc import Iterable
 from typing import Annotated, Any, Protocol
 
+import orjson
 from fastapi import Body, Depends, Response
 
 from query.run_search import RunSearch
-from query.serialize import RunSerializer
+from query.serialize import RawJson, RunSerializer
 from query.signing import Signer
 from schemas import Tenant, jsonutil
 from schemas.tenancy import current_tenant
@@ -26,8 +27,29 @@ class FeedbackStats(Protocol):
 
 
 def json_response(value: Any, status_code: int = 200) -> Response:
-    """Payload-carrying reads go through jsonutil (lone surrogates must round-trip, protocol §5.3)."""
-    return Response(jsonutil.dumps(value), status_code=status_code, media_type="application/json")
+    """Payload-carrying reads go through jsonutil (lone surrogates must round-trip, protocol §5.3); the raw payload
+    text of `RunSerializer.run` is written as it is, and parsed only for jsonutil's stdlib fallback."""
+    try:
+        body = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS, default=_raw)
+    except TypeError:
+        body = jsonutil.dumps(_parsed(value))
+    return Response(body, status_code=status_code, media_type="application/json")
+
+
+def _raw(value: Any) -> orjson.Fragment:
+    if isinstance(value, RawJson):
+        return orjson.Fragment(value.text)
+    raise TypeError(type(value).__name__)
+
+
+def _parsed(value: Any) -> Any:
+    if isinstance(value, RawJson):
+        return jsonutil.loads(value.text)
+    if isinstance(value, dict):
+        return {k: _parsed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_parsed(v) for v in value]
+    return value
 
 
 def feedback_repository(storage: Storage) -> FeedbackStats | None:
@@ -68,12 +90,14 @@ class RunReads:
     ) -> list[dict[str, Any]]:
         payloads = tuple(payloads)
         stats = self.feedback_stats(tenant_id, [row["id"] for row in rows]) if with_feedback else None
+        texts: dict[uuid.UUID, str] = {}  # UUID text, shared by the runs of one response
         return [
             self.serializer.run(
                 tenant_id,
                 row,
                 payloads=payloads,
                 feedback_stats=None if stats is None else stats.get(str(row["id"]), {}),
+                ids=texts,
             )
             for row in rows
         ]

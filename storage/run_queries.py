@@ -89,23 +89,30 @@ class RunReader:
         where: str,
         params: dict[str, Any],
         columns: tuple[str, ...] = META_COLUMNS,
-        order_by: str = "start_time DESC, id DESC",
-        limit: int | None = None,
+        order_by: str | None = "start_time DESC, id DESC",
         match: str | None = None,
     ) -> list[dict[str, Any]]:
         """Latest versions of the runs matching `where`, which must test only columns that every version of a run
         shares (sort key, trace_id, parent ids): then all versions of a run match or none does, and collapsing
-        the matching rows is what FINAL returns. `match`, any condition, is evaluated on the latest version and
-        returned as the boolean column `_match`."""
-        inner = ", ".join(dict.fromkeys((*columns, "id", "start_time", "is_deleted")))
+        the matching rows is what FINAL returns. `match`, any condition, is evaluated on every version and
+        returned, of the latest one, as the boolean column `_match`.
+
+        The versions are collapsed here, not with `LIMIT 1 BY id` in SQL, where ClickHouse sorted the wide rows
+        twice (a 1,000-run trace: 30 -> 20 ms). `order_by` must keep a run's versions together (any order of
+        sort-key columns or `dotted_order` does); None returns the runs in no particular order."""
+        select = ", ".join(dict.fromkeys((*columns, "id", "version", "is_deleted")))
         matched = f", ({match}) AS _match" if match else ""
-        sql = (
-            f"SELECT {', '.join(columns)}{', _match' if match else ''} FROM ("
-            f"SELECT {inner}{matched} FROM runs WHERE tenant_id = {_TENANT} AND ({where}) "
-            "ORDER BY version DESC LIMIT 1 BY id"
-            f") WHERE NOT is_deleted ORDER BY {order_by}" + (f" LIMIT {int(limit)}" if limit is not None else "")
+        order = f" ORDER BY {order_by}" if order_by else ""
+        rows = self._query(
+            f"SELECT {select}{matched} FROM runs WHERE tenant_id = {_TENANT} AND ({where}){order}",
+            {**params, "tenant": tenant_id},
         )
-        return self._query(sql, {**params, "tenant": tenant_id})
+        latest: dict[uuid.UUID, dict[str, Any]] = {}
+        for row in rows:
+            kept = latest.get(row["id"])
+            if kept is None or row["version"] > kept["version"]:
+                latest[row["id"]] = row  # a dict keeps the key's first position: the SQL order stands
+        return [row for row in latest.values() if not row["is_deleted"]]
 
     def newest(
         self,
@@ -151,7 +158,7 @@ class RunReader:
                     tenant_id,
                     where="(session_id, start_time, id) IN {keys:Array(Tuple(UUID, DateTime64(6, 'UTC'), UUID))}",
                     params={"keys": [(k["session_id"], k["start_time"], k["id"]) for k in keys]},
-                    columns=tuple(dict.fromkeys((*columns, "id", "start_time", "version"))),
+                    columns=columns,
                     order_by=f"start_time {direction}, id {direction}",
                 )
                 found.extend(row for row in rows if row["version"] == matched.get(row["id"]))

@@ -1,4 +1,5 @@
-"""Reads never show a run twice, an older version of it, or a deleted run, while its versions are unmerged.
+"""Reads never show a run twice, an older version of it, or a deleted run, while its versions are unmerged;
+and return stored payloads exactly.
 
 Rows are written straight into an in-process chDB with merges stopped, as the ingest batcher leaves them between
 merges: every run has an old version (name "old", metadata v=1) and a newer one (name "new", v=2) in another part,
@@ -27,6 +28,13 @@ TENANT = uuid.UUID(int=0x7E57)
 PROJECT = uuid.UUID(int=0x9001)
 TRACES = 12
 MANY_VERSIONS = 40  # versions of one root: more than a page of 5 reads in one batch
+OTHER_PROJECT = uuid.UUID(int=0x9002)
+PAYLOADS = {
+    "inputs": jsonutil.dumps_str({"q": "lone \ud800 surrogate", "nested": [{"é": None}, 1.5, True]}),
+    "outputs": jsonutil.dumps_str({"a": "ok"}),
+    "extra": "",
+    "events": jsonutil.dumps_str([{"name": "start"}]),
+}
 
 
 def _row(run_id: uuid.UUID, trace_id: uuid.UUID, parent: uuid.UUID | None, start: datetime, **values: Any) -> list:
@@ -85,6 +93,7 @@ class Data:
         self.visible: dict[uuid.UUID, dict[str, Any]] = {}  # id -> {trace_id, start_time, is_root}
         self.deleted: set[uuid.UUID] = set()
         self.many_versions: uuid.UUID | None = None
+        self.payload_run = uuid.uuid4()
 
     def visible_ids(self, **where: Any) -> list[str]:
         """Ids newest first, ties by id, as every query orders them."""
@@ -127,6 +136,9 @@ def data_and_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Da
                 many = [
                     _row(run_id, trace_id, parent, start, **{**latest, "version": 2 + v}) for v in range(MANY_VERSIONS)
                 ]
+    # Payload text as ingest stores it (JSON escapes lone surrogates), in a project of its own.
+    payloads = _row(data.payload_run, data.payload_run, None, base, session_id=OTHER_PROJECT, **PAYLOADS)
+    client.insert("runs", [payloads], column_names=list(RUN_COLUMNS))
     for rows in (first, second, deletes, many):  # one part each, and nothing collapsed on insert
         client.insert("runs", rows, column_names=list(RUN_COLUMNS), settings={"optimize_on_insert": 0})
 
@@ -210,3 +222,19 @@ def test_runs_by_id_and_trees_hide_deleted_runs(data_and_http: tuple[Data, TestC
             assert set(root["child_run_ids"]) == in_trace - {str(trace_id)}
     assert data.many_versions is not None
     assert http.get(f"/runs/{data.many_versions}").json()["name"] == "new"
+
+
+def test_payloads_are_returned_exactly(data_and_http: tuple[Data, TestClient]) -> None:
+    """Payload text goes into responses unparsed: it must still be the same JSON, lone surrogates included."""
+    data, http = data_and_http
+    expected = {
+        "inputs": {"q": "lone \ud800 surrogate", "nested": [{"é": None}, 1.5, True]},
+        "outputs": {"a": "ok"},
+        "extra": {},
+        "events": [{"name": "start"}],
+    }
+    run = http.get(f"/runs/{data.payload_run}").json()
+    tree = http.get(f"/traces/{data.payload_run}").json()["root"]
+    (listed,) = http.post("/runs/query", json={"session": [str(OTHER_PROJECT)]}).json()["runs"]
+    for found in (run, tree, listed):
+        assert {k: found[k] for k in expected} == expected
