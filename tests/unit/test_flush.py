@@ -12,7 +12,7 @@ from ingest import records
 from ingest.flush import Flusher, FlushOptions
 from schemas.runs import RunOp
 from storage import Storage
-from storage.runs import uuid_lists
+from storage.runs import _latest, id_sets
 
 TENANT = uuid.UUID(int=0xF1)
 RUNS = 12_000  # more than two lookup chunks
@@ -26,13 +26,26 @@ def storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Storage]:
     opened.close()
 
 
-def test_uuid_lists_chunks_and_refuses_other_text() -> None:
+def test_id_sets_chunk_and_refuse_other_text() -> None:
     ids = [str(uuid.uuid4()) for _ in range(12_001)]
-    chunks = list(uuid_lists(ids))
+    chunks = list(id_sets(ids))
     assert len(chunks) == 3
-    assert sum(chunk.count("'") // 2 for chunk in chunks) == len(ids)
+    assert sum(chunk.count("-") // 4 for chunk in chunks) == len(ids)
     with pytest.raises(ValueError, match="canonical"):
-        list(uuid_lists(["x') OR 1=1 --"]))
+        list(id_sets(["x') OR 1=1 --"]))
+
+
+def test_lookups_without_final_keep_the_newest_version() -> None:
+    a, b, c = (uuid.UUID(int=n) for n in (1, 2, 3))
+    rows = [
+        (a, 2, 0, "a2"),
+        (a, 1, 0, "a1"),
+        (b, 1, 0, "b1"),
+        (b, 3, 1, "b3-deleted"),
+        (c, 5, 1, "c5"),
+        (c, 6, 0, "c6"),
+    ]
+    assert _latest(rows) == {str(a): ["a2"], str(c): ["c6"]}
 
 
 def test_patches_of_a_large_batch_find_their_posts(storage: Storage) -> None:
