@@ -14,6 +14,11 @@ from schemas import ApiError
 
 _BOUNDARY = re.compile(r'boundary="?([^";,]+)"?', re.IGNORECASE)
 _LENGTH_PARAM = re.compile(rb";\s*length=(\d+)", re.IGNORECASE)
+# The Python SDK's exact part header (protocol §4.3), matched in one go: the general header loop below was
+# 70% of splitting a request (measured 7 -> 2 µs per part); anything else takes the general path.
+_SDK_HEAD = re.compile(
+    rb'Content-Disposition: form-data; name="([^"\r\n]+)"\r\nContent-Type: ([!-:<-~]+)\r\nContent-Length: (\d+)'
+)
 
 
 class Part(NamedTuple):  # a NamedTuple: a frozen dataclass's __init__ cost 4 µs per part
@@ -53,6 +58,12 @@ def split_parts(body: bytes, boundary: str) -> list[Part]:
 
 
 def _part(index: int, head: bytes, data: bytes) -> Part:
+    sdk = _SDK_HEAD.fullmatch(head)
+    if sdk is not None:
+        name = sdk.group(1).decode("utf-8", "replace")
+        if int(sdk.group(3)) != len(data):
+            raise _length_mismatch(name, int(sdk.group(3)), len(data))
+        return Part(name, sdk.group(2).decode("latin-1"), data)
     name: str | None = None
     content_type = "application/octet-stream"
     length: int | None = None
@@ -80,7 +91,11 @@ def _part(index: int, head: bytes, data: bytes) -> Part:
     if name is None:
         raise ApiError(400, f"part {index} has no Content-Disposition name")
     if length is not None and length != len(data):
-        raise ApiError(
-            400, f"part {name!r}: declared length {length} but {len(data)} bytes received", detail={"part": name}
-        )
+        raise _length_mismatch(name, length, len(data))
     return Part(name, content_type, data)
+
+
+def _length_mismatch(name: str, declared: int, received: int) -> ApiError:
+    return ApiError(
+        400, f"part {name!r}: declared length {declared} but {received} bytes received", detail={"part": name}
+    )
