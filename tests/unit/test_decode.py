@@ -48,6 +48,28 @@ def test_length_styles(style: str) -> None:
     assert op.fields["start_time"] == "2024-01-01T00:00:00.000000+00:00", "naive timestamps are UTC"
 
 
+@pytest.mark.parametrize(
+    "headers",
+    [
+        "Content-Type: application/json\r\nContent-Length: {n}",  # the SDK's exact header: the fast path
+        "content-type: application/json\r\ncontent-length: {n}",  # any other spelling: the general path
+        "Content-Type: application/json; length={n}",
+    ],
+)
+def test_a_declared_length_that_differs_from_the_part_is_rejected(headers: str) -> None:
+    data = b'{"q":1}'
+
+    def raw(declared: int) -> bytes:
+        head = f'Content-Disposition: form-data; name="post.{RUN}.inputs"\r\n' + headers.format(n=declared)
+        return f"--{B}\r\n{head}\r\n\r\n".encode() + data + f"\r\n--{B}--\r\n".encode()
+
+    with pytest.raises(ApiError, match="declared length 8 but 7 bytes") as error:
+        split_parts(raw(len(data) + 1), B)
+    assert error.value.status == 400 and error.value.detail == {"part": f"post.{RUN}.inputs"}
+    (part,) = split_parts(raw(len(data)), B)
+    assert (part.name, part.content_type, part.data) == (f"post.{RUN}.inputs", "application/json", data)
+
+
 def test_post_and_patch_in_one_body_keep_body_order_and_attachments() -> None:
     patch = (f"patch.{RUN}", b'{"end_time":"2024-01-01T00:00:01Z","session_id":null}', "application/json")
     data = body(
