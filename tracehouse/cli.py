@@ -134,6 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
     from tracehouse.app import create_app
+    from tracehouse.head_limit import BoundedHeadProtocol
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
@@ -156,6 +157,7 @@ def main(argv: list[str] | None = None) -> None:
         port=settings.port,
         log_level=settings.log_level,
         timeout_graceful_shutdown=30,
+        http=BoundedHeadProtocol,
         log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,  # json: ours
     )
     Server(config).run()

@@ -15,6 +15,7 @@ import httpx
 
 from storage import Storage
 from tests.support import Server
+from tracehouse.head_limit import MAX_HEAD_BYTES
 
 
 def test_sigterm_flushes_everything_and_exits_zero(tmp_path: Path) -> None:
@@ -61,3 +62,25 @@ def test_a_killed_decode_worker_is_replaced(tmp_path: Path) -> None:
         body = {"post": [{"id": str(uuid.uuid4()), "name": "w", "run_type": "chain"}]}
         statuses = [httpx.post(f"{server.url}/runs/batch", json=body).status_code for _ in range(3)]
         assert statuses[0] in (202, 503) and statuses[-1] == 202, statuses
+
+
+def test_an_oversized_request_head_gets_431_and_keep_alive_requests_still_work(tmp_path: Path) -> None:
+    with Server(tmp_path / "data") as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
+            # Just past the limit, so that the server has read everything when it answers and closes (unread
+            # bytes would make the kernel reset the connection before the reply is read).
+            head = b"GET /info HTTP/1.1\r\nHost: x\r\nX-Big: "
+            conn.sendall(head + b"a" * (MAX_HEAD_BYTES + 1 - len(head)))
+            reply = b""
+            while chunk := conn.recv(4096):
+                reply += chunk
+        assert reply.startswith(b"HTTP/1.1 431"), reply[:100]
+        assert json.loads(reply.partition(b"\r\n\r\n")[2])["status"] == 431
+        # Bodies larger than the head limit, several per connection, are not counted as head.
+        body = json.dumps({"post": [{"name": "b" * 1000, "run_type": "chain"} for _ in range(1500)]})
+        with httpx.Client(base_url=server.url) as http:
+            for _ in range(3):
+                assert (
+                    http.post("/runs/batch", content=body, headers={"content-type": "application/json"}).status_code
+                    == 202
+                )
