@@ -16,6 +16,8 @@ from urllib.parse import unquote, urlsplit
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
+from storage import metrics
+
 DEFAULT_DATABASE = "tracehouse"
 
 # Settings every query runs with: FINAL reads that do not merge across partitions are much cheaper, and our
@@ -104,7 +106,7 @@ class ClickHouse:
         self.target = target
         self.cluster = cluster
         self._local = threading.local()
-        self._clients: list[SafeClient] = []
+        self._clients: dict[threading.Thread, SafeClient] = {}
         self._lock = threading.Lock()
 
     @property
@@ -116,8 +118,15 @@ class ClickHouse:
         if client is None:
             client = SafeClient(self._connect(self.target.database))
             self._local.client = client
+            # Threads come and go (the server's worker threads retire when idle): a new client closes those of
+            # threads that ended, so their number stays that of the live threads.
             with self._lock:
-                self._clients.append(client)
+                ended = [thread for thread in self._clients if not thread.is_alive()]
+                stale = [self._clients.pop(thread) for thread in ended]
+                self._clients[threading.current_thread()] = client
+                metrics.CLICKHOUSE_CLIENTS.set(len(self._clients))
+            for old in stale:
+                old.close()
         return client
 
     def admin_client(self) -> Client:
@@ -143,7 +152,8 @@ class ClickHouse:
 
     def close(self) -> None:
         with self._lock:
-            clients, self._clients = self._clients, []
+            clients, self._clients = list(self._clients.values()), {}
+            metrics.CLICKHOUSE_CLIENTS.set(0)
         for client in clients:
             client.close()
         self._local = threading.local()

@@ -1,4 +1,4 @@
-"""Prometheus metrics of the write path, declared once here so that every layer can record them."""
+"""Prometheus metrics of the write path and storage, declared once here so that every layer can record them."""
 
 from __future__ import annotations
 
@@ -15,3 +15,4 @@ FLUSH_SECONDS = Histogram(
 )
 FLUSH_FAILURES = Counter("tracehouse_flush_failures_total", "Batches that storage refused (kept in the spool)")
 QUARANTINED = Counter("tracehouse_spool_quarantined_total", "Spool records set aside because storage refused them")
+CLICKHOUSE_CLIENTS = Gauge("tracehouse_clickhouse_clients", "Open ClickHouse clients (one per thread that queries)")
