@@ -107,22 +107,10 @@ class RunStore:
     def current(self, tenant_id: uuid.UUID, ids: Iterable[str]) -> list[dict[str, Any]]:
         """The latest stored version of each run that exists (payload columns included). `ids` are canonical
         UUID text, as the batcher keys runs."""
-        ids = list(ids)
-        if not ids:
-            return []
-        client = self._ch.client()
-        located = _latest(
-            row
-            for chunk in id_sets(ids)
-            for row in client.query(
-                "SELECT id, version, is_deleted, session_id, start_time FROM run_ids "
-                f"WHERE tenant_id = {{t:UUID}} AND id IN {chunk}",
-                parameters={"t": tenant_id},
-            ).result_rows
-        )
+        located = self._newest("run_ids", "session_id, start_time", tenant_id, ids)
         if not located:
             return []
-        result = client.query(
+        result = self._ch.client().query(
             f"SELECT {', '.join(_STATE_COLUMNS)} FROM runs FINAL WHERE tenant_id = {{t:UUID}} "
             "AND session_id IN {sessions:Array(UUID)} AND start_time IN {starts:Array(DateTime64(6, 'UTC'))} "
             "AND id IN {ids:Array(UUID)}",
@@ -137,17 +125,20 @@ class RunStore:
 
     def pending(self, tenant_id: uuid.UUID, ids: Iterable[str]) -> dict[str, str]:
         """Parked patch-only states by run id (canonical UUID text)."""
+        return {run_id: state for run_id, (state,) in self._newest("pending_runs", "state", tenant_id, ids).items()}
+
+    def _newest(self, table: str, columns: str, tenant_id: uuid.UUID, ids: Iterable[str]) -> dict[str, Sequence[Any]]:
+        """`columns` of the newest version of these runs in a ReplacingMergeTree keyed by (tenant_id, id)."""
         client = self._ch.client()
-        found = _latest(
+        return _latest(
             row
             for chunk in id_sets(ids)
             for row in client.query(
-                "SELECT id, version, is_deleted, state FROM pending_runs "
+                f"SELECT id, version, is_deleted, {columns} FROM {table} "
                 f"WHERE tenant_id = {{t:UUID}} AND id IN {chunk}",
                 parameters={"t": tenant_id},
             ).result_rows
         )
-        return {run_id: state for run_id, (state,) in found.items()}
 
     def pending_with_runs(self, limit: int, min_age: float) -> list[tuple[uuid.UUID, uuid.UUID, str]]:
         """Pending patches at least `min_age` seconds old whose run exists (its post was stored by another
