@@ -5,14 +5,18 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
+
+from schemas import jsonutil
 
 T = TypeVar("T")
 
@@ -138,3 +142,29 @@ class MotoServer:
 
 
 S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def _label(value: Any) -> str:
+    return value if isinstance(value, str) else jsonutil.dumps_str(value)
+
+
+def feedback_oracle(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Feedback stats per key (LangSmith's shape) computed in Python, to check the SQL against."""
+    by_key: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for item in items:
+        by_key[item["key"]].append(item)
+    out = {}
+    for key, group in by_key.items():
+        scores = [float(i["score"]) for i in group if i.get("score") is not None]
+        out[key] = {
+            "n": len(group),
+            "avg": statistics.fmean(scores) if scores else None,
+            "stdev": statistics.pstdev(scores) if scores else None,
+            "min": min(scores) if scores else None,
+            "max": max(scores) if scores else None,
+            "errors": sum(bool(i.get("error")) for i in group),
+            "values": dict(Counter(_label(i["value"]) for i in group if i.get("value") is not None)),
+            "comment_count": sum(bool(i.get("comment")) for i in group),
+            "comments": Counter(i["comment"] for i in group if i.get("comment")),
+        }
+    return out

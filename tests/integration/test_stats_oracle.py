@@ -4,7 +4,6 @@ projects, errors, tokens, numeric and categorical feedback, several feedbacks of
 from __future__ import annotations
 
 import random
-import statistics
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -13,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import Server, wait_for
+from tests.support import Server, feedback_oracle, wait_for
 
 PROJECTS = 3
 TRACES_PER_PROJECT = 40
@@ -75,29 +74,6 @@ def generate(rng: random.Random) -> tuple[list[dict[str, Any]], list[dict[str, A
                     item["comment"] = "c"
                 feedback.append(item)
     return runs, feedback
-
-
-def feedback_oracle(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    by_key: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for item in items:
-        by_key[item["key"]].append(item)
-    out = {}
-    for key, group in by_key.items():
-        scores = [i["score"] for i in group if "score" in i]
-        values: dict[str, int] = defaultdict(int)
-        for i in group:
-            if "value" in i:
-                values[i["value"]] += 1
-        out[key] = {
-            "n": len(group),
-            "avg": statistics.fmean(scores) if scores else None,
-            "stdev": statistics.pstdev(scores) if scores else None,
-            "min": min(scores) if scores else None,
-            "max": max(scores) if scores else None,
-            "values": dict(values),
-            "comment_count": sum(1 for i in group if i.get("comment")),
-        }
-    return out
 
 
 def assert_stats(actual: dict[str, Any], expected: dict[str, dict[str, Any]]) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import random
-import statistics
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -15,14 +14,13 @@ from typing import Any
 
 import pytest
 
-from schemas import jsonutil
 from schemas.projects import Project
 from storage import Storage
 from storage.feedback import FeedbackRepository
 from storage.retention import Retention
 from storage.runs import RUN_COLUMNS
 from storage.stats import RunStats
-from tests.support import wait_for
+from tests.support import feedback_oracle, wait_for
 
 TENANT = uuid.UUID(int=0x5EED)
 SHORT, LONG = 14, 400
@@ -197,31 +195,6 @@ def run_oracle(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "streaming_rate": sum(r["first_token"] is not None for r in roots) / len(roots),
         "last_run_start_time": max(r["start"] for r in runs),
     }
-
-
-def label(value: Any) -> str:
-    return value if isinstance(value, str) else jsonutil.dumps_str(value)
-
-
-def feedback_oracle(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    by_key: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for item in items:
-        by_key[item["key"]].append(item)
-    out = {}
-    for key, group in by_key.items():
-        scores = [float(i["score"]) for i in group if i.get("score") is not None]
-        out[key] = {
-            "n": len(group),
-            "avg": statistics.fmean(scores) if scores else None,
-            "stdev": statistics.pstdev(scores) if scores else None,
-            "min": min(scores) if scores else None,
-            "max": max(scores) if scores else None,
-            "errors": sum(bool(i.get("error")) for i in group),
-            "values": dict(Counter(label(i["value"]) for i in group if i.get("value") is not None)),
-            "comment_count": sum(bool(i.get("comment")) for i in group),
-            "comments": Counter(i["comment"] for i in group if i.get("comment")),
-        }
-    return out
 
 
 def assert_feedback_stats(actual: dict[str, Any], expected: dict[str, dict[str, Any]]) -> None:
