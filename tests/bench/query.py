@@ -9,7 +9,8 @@ ClickHouse read for one request of each shape (all its queries), and the EXPLAIN
 
 What was read comes from the engine's own counters (`system.events`: SelectedRows, SelectedBytes, SelectedMarks,
 ReadCompressedBytes, minus what reading the counters costs): chDB has no `system.query_log`, and the query summary
-clickhouse-connect builds for chDB reports the rows and bytes returned, not read.
+clickhouse-connect builds for chDB reports the rows and bytes returned, not read. Garbage collection is tuned as
+in the server (`tracehouse.cli.tune_gc`).
 
     .venv/bin/python -m tests.bench.query [--runs 1000000] [--repeat 30] [--keep DIR]
 """
@@ -36,6 +37,7 @@ from schemas import DEFAULT_TENANT_ID, Tenant, jsonutil
 from storage import Storage
 from storage.run_queries import RunReader
 from storage.runs import RUN_COLUMNS
+from tracehouse.cli import tune_gc
 
 TENANT = DEFAULT_TENANT_ID
 WORDS = ["alpha", "beta", "gamma", "delta", "kappa", "lambda", "sigma", "omega", "river", "stone", "cloud", "paper"]
@@ -254,6 +256,7 @@ def main() -> None:
         # One event loop and worker thread pool for the whole run, as under uvicorn: without the context, every
         # request would start a new loop and new worker threads, each opening its own ClickHouse client.
         http = stack.enter_context(TestClient(app))
+        tune_gc()  # as the server does after start-up: without it, full collections add ~40 ms to (e)'s p99
 
         def runs_query(**body: Any):
             def run() -> int:
