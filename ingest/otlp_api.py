@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from ingest import otlp
+from ingest import otlp, records
 from ingest.body import content_encoding, read_raw
 from ingest.otlp.worker import decode_spans
 from ingest.pipeline import Pipeline
@@ -42,8 +42,11 @@ def build_router(
         project = request.headers.get("langsmith-project", "").strip() or None
         spans = await decoder.run(decode_spans, body, content_encoding(request), encoding, project, max_body_bytes)
         mapped = otlp.link(spans, tenant_id=tenant.id, links=trace_links)  # cheap; the state lives here
+        runs = len(mapped.ops) + len(mapped.packed)
         try:
-            await pipeline.submit(tenant, mapped.ops, source="otlp")
+            if runs:
+                record = records.encode(tenant.id, mapped.ops, [], packed=mapped.packed)
+                await pipeline.submit_record(record, runs, source="otlp")
         except BaseException:
             trace_links.restore(mapped.released)
             raise

@@ -7,6 +7,7 @@ JSON input may contain) intact through the spool.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import msgpack
@@ -14,16 +15,29 @@ import msgpack
 from schemas.runs import RunOp
 
 
-def encode(tenant_id: uuid.UUID, ops: list[RunOp], feedback: list[dict[str, Any]]) -> bytes:
-    return msgpack.packb(
+def encode(
+    tenant_id: uuid.UUID, ops: list[RunOp], feedback: list[dict[str, Any]], *, packed: Sequence[bytes] = ()
+) -> bytes:
+    """The record; `packed` are ops already encoded by `pack_op` (in a decode worker), stored before `ops`."""
+    packer = msgpack.Packer(unicode_errors="surrogatepass", default=str)
+    return b"".join(
         [
-            str(tenant_id),
-            [[op.kind, op.run_id, op.fields, {k: [m, d] for k, (m, d) in op.attachments.items()}] for op in ops],
-            feedback,
-        ],
-        unicode_errors="surrogatepass",
-        default=str,
+            packer.pack_array_header(3),
+            packer.pack(str(tenant_id)),
+            packer.pack_array_header(len(packed) + len(ops)),
+            *packed,
+            *(packer.pack(_op(op)) for op in ops),
+            packer.pack(feedback),
+        ]
     )
+
+
+def pack_op(op: RunOp) -> bytes:
+    return msgpack.packb(_op(op), unicode_errors="surrogatepass", default=str)
+
+
+def _op(op: RunOp) -> list[Any]:
+    return [op.kind, op.run_id, op.fields, {k: [m, d] for k, (m, d) in op.attachments.items()}]
 
 
 def decode(record: bytes) -> tuple[uuid.UUID, list[RunOp], list[dict[str, Any]]]:

@@ -11,4 +11,5 @@ from ingest.otlp.mapping import Spans, to_runs
 
 
 def decode_spans(body: bytes, content_encoding: str, encoding: Encoding, project: str | None, max_bytes: int) -> Spans:
-    return to_runs(parse(decompress(body, content_encoding, max_bytes=max_bytes), encoding), project=project)
+    body = decompress(body, content_encoding, max_bytes=max_bytes)
+    return to_runs(parse(body, encoding), project=project, pack=True)

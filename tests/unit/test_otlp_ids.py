@@ -5,8 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from ingest.otlp import Encoding, TraceLinks, map_request, parse
+from ingest import records
+from ingest.otlp import Encoding, TraceLinks, link, map_request, parse
 from ingest.otlp.ids import span_uuid, trace_uuid
+from ingest.otlp.worker import decode_spans
 from schemas.runs import RunOp
 from tests.otlp_payloads import new_span_id, new_trace_id, request, span
 
@@ -112,3 +114,27 @@ def test_the_registry_is_bounded() -> None:
     for _ in range(20):
         send(links, span(new_trace_id(), new_span_id(), "root"))
     assert len(links) <= 10
+
+
+def test_the_worker_path_spools_the_same_ops_as_mapping_in_one_place() -> None:
+    """The decode worker links within the request and encodes the posts that need nothing more; the server
+    process links the rest. The record must hold exactly what mapping everything in one place gives."""
+    trace, other = new_trace_id(), new_trace_id()
+    root, mid, leaf, late, orphan = (new_span_id() for _ in range(5))
+    requests = [
+        [span(trace, leaf, "leaf", parent=mid), span(other, orphan, "orphan", parent=late)],
+        [span(trace, mid, "mid", parent=root), span(trace, root, "root"), span(other, late, "late")],
+    ]
+    in_place, worker = TraceLinks(), TraceLinks()
+    packed = 0
+    for spans in requests:
+        body = request(spans)
+        expected = map_request(parse(body, Encoding.JSON), tenant_id=TENANT, links=in_place)
+        mapped = link(decode_spans(body, "identity", Encoding.JSON, None, 1 << 20), tenant_id=TENANT, links=worker)
+        packed += len(mapped.packed)
+        tenant, ops, feedback = records.decode(records.encode(TENANT, mapped.ops, [], packed=mapped.packed))
+        assert (tenant, feedback) == (TENANT, [])
+        assert sorted(((op.kind, op.run_id, op.fields) for op in ops), key=str) == sorted(
+            ((op.kind, op.run_id, op.fields) for op in expected.ops), key=str
+        )
+    assert packed == 3, "roots and spans whose parent is in the request come encoded from the worker"
