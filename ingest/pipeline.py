@@ -21,6 +21,7 @@ class PipelineOptions:
     spool_dir: Path
     spool_max_bytes: int = 1024 * 1024 * 1024
     flush_interval: float = 0.25
+    flush_busy_interval: float = 1.0
     flush_max_bytes: int = 16 * 1024 * 1024
     flush: FlushOptions = field(default_factory=FlushOptions)
 
@@ -34,6 +35,7 @@ class Pipeline:
             self.spool,
             self.flusher,
             interval=options.flush_interval,
+            busy_interval=options.flush_busy_interval,
             max_bytes=options.flush_max_bytes,
             maintenance=self._maintenance,
         )

@@ -28,20 +28,27 @@ class Batcher:
         flush: Flush,
         *,
         interval: float = 0.25,
+        busy_interval: float = 1.0,
+        busy_bytes: int = 2 * 1024 * 1024,
         max_records: int = 1_000,
         max_bytes: int = 16 * 1024 * 1024,
         max_backoff: float = 5.0,
         maintenance: Callable[[], object] | None = None,
         maintenance_interval: float = 5.0,
     ) -> None:
-        """`interval` bounds the delay from ack to storage at low load; `max_records`/`max_bytes` bound one
-        batch (records are requests, so one record may carry many runs). `maintenance` runs on the batcher's
+        """`interval` bounds the delay from ack to storage at low load; after a batch of at least `busy_bytes`
+        (under load), the next one waits `busy_interval` instead: a batch four times larger cost ~25% less CPU
+        per run, most of it ClickHouse merging fewer, larger parts (measured). `max_records`/`max_bytes` bound
+        one batch (records are requests, so one record may carry many runs). `maintenance` runs on the batcher's
         thread every `maintenance_interval` seconds (work that must not race the flushes)."""
         self.maintenance = maintenance
         self.maintenance_interval = maintenance_interval
         self.spool = spool
         self.flush = flush
         self.interval = interval
+        self.busy_interval = busy_interval
+        self.busy_bytes = busy_bytes
+        self.last_batch_bytes = 0
         self.max_records = max_records
         self.max_bytes = max_bytes
         self.max_backoff = max_backoff
@@ -55,7 +62,7 @@ class Batcher:
 
     def _loop(self) -> None:
         backoff = 0.0
-        full = False
+        full = busy = False
         last_start = last_maintenance = time.monotonic()
         while not self._stop.is_set():
             if self.maintenance is not None and time.monotonic() - last_maintenance >= self.maintenance_interval:
@@ -66,13 +73,15 @@ class Batcher:
                     log.exception("batcher maintenance failed; retrying next interval")
             if not self.spool.wait_for_data(self.interval):
                 continue
-            # Batches start at most every `interval` unless the last one was full: few large inserts at low
-            # load, back-to-back flushes under load (the wait counts from the previous flush's start).
-            remaining = self.interval - (time.monotonic() - last_start)
+            # Batches start at most every `interval` (`busy_interval` under load) unless the last one was full:
+            # few large inserts, back-to-back when the spool runs ahead (the wait counts from the previous
+            # flush's start).
+            remaining = (self.busy_interval if busy else self.interval) - (time.monotonic() - last_start)
             if not full and remaining > 0:
                 self._stop.wait(remaining)
             last_start = time.monotonic()
             ok, full = self.drain_once()
+            busy = self.last_batch_bytes >= self.busy_bytes
             if ok:
                 backoff = 0.0
             else:
@@ -81,11 +90,12 @@ class Batcher:
 
     def drain_once(self) -> tuple[bool, bool]:
         """Flush one batch from the checkpoint. Returns (stored, batch was full); not stored means storage
-        failed and the batch stays in the spool."""
+        failed and the batch stays in the spool. The batch's size is kept in `last_batch_bytes`."""
         records, ends = self.spool.read(max_records=self.max_records, max_bytes=self.max_bytes)
+        self.last_batch_bytes = sum(map(len, records))
         if not records:
             return True, False
-        full = len(records) >= self.max_records or sum(map(len, records)) >= self.max_bytes
+        full = len(records) >= self.max_records or self.last_batch_bytes >= self.max_bytes
         started = time.perf_counter()
         try:
             self.flush(records)

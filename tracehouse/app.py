@@ -90,6 +90,7 @@ def create_app(settings: Settings, service: Service = "all") -> FastAPI:
             spool_dir=settings.spool_dir,
             spool_max_bytes=settings.spool_max_bytes,
             flush_interval=settings.flush_interval_ms / 1000,
+            flush_busy_interval=max(settings.flush_interval_ms, settings.flush_busy_interval_ms) / 1000,
             flush_max_bytes=settings.flush_max_bytes,
             flush=FlushOptions(
                 blob_offload_bytes=settings.blob_offload_bytes,

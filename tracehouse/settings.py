@@ -32,7 +32,8 @@ class Settings(BaseSettings):
     max_json_body_bytes: int = Field(10 * 1024 * 1024, gt=0)  # body limit of the routes outside ingest
     blob_offload_bytes: int = Field(20 * 1024, ge=0)  # payloads larger than this go to the blob store
     spool_max_bytes: int = Field(1024 * 1024 * 1024, gt=0)
-    flush_interval_ms: int = Field(250, gt=0, le=1000)
+    flush_interval_ms: int = Field(250, gt=0, le=1000)  # longest delay from ack to ClickHouse at low load
+    flush_busy_interval_ms: int = Field(1000, gt=0, le=10_000)  # the same under load: larger, cheaper batches
     decode_workers: int = Field(1, ge=0, le=64)  # processes decoding ingest requests; 0 = in the server process
     merge_cache_runs: int = Field(50_000, ge=0)  # open runs cached for their patch; 0 with several ingest replicas
     flush_max_bytes: int = Field(16 * 1024 * 1024, gt=0)  # spooled bytes per ClickHouse batch
