@@ -200,7 +200,10 @@ def _node(
     if span.end_time_unix_nano:
         fields["end_time"] = format_time(to_time(max(span.end_time_unix_nano, span.start_time_unix_nano)))
     if session_id:
-        fields["session_id"] = session_id
+        try:  # the batcher resolves the project by this id: it must be one
+            fields["session_id"] = str(uuid.UUID(session_id))
+        except ValueError:
+            raise ValueError(f"langsmith.trace.session_id {session_id!r:.80} is not a UUID") from None
     if session_name or (default_project and not session_id):
         fields["session_name"] = session_name or default_project
     if tags := conventions.tags(attrs):

@@ -326,6 +326,8 @@ def test_project_precedence_and_default() -> None:
     assert one({"langsmith.trace.session_name": "attr"}, project="header")["session_name"] == "attr"
     by_id = one({"langsmith.trace.session_id": str(uuid.UUID(int=5))}, project="header")
     assert (by_id["session_id"], "session_name" in by_id) == (str(uuid.UUID(int=5)), False)
+    upper = one({"langsmith.trace.session_id": str(uuid.UUID(int=5)).upper()})
+    assert upper["session_id"] == str(uuid.UUID(int=5)), "canonical, as every other ingest path stores it"
     assert one({}, project="header")["session_name"] == "header"
     from_resource = run_map([span(new_trace_id(), new_span_id(), "r")], **{"openinference.project.name": "px"})
     assert from_resource["r"]["session_name"] == "px"
@@ -352,12 +354,14 @@ def test_invalid_spans_are_rejected_and_the_rest_kept() -> None:
             span("00" * 16, new_span_id(), "zero-trace"),
             span(trace, "abcd", "short-span-id"),
             {**span(trace, new_span_id(), "no-start"), "startTimeUnixNano": "0"},
+            span(trace, new_span_id(), "bad-project", {"langsmith.trace.session_id": "not-a-uuid"}),
         ]
     )
     mapped = map_request(parse(body, Encoding.JSON), tenant_id=TENANT, links=TraceLinks())
     assert [op.fields["name"] for op in mapped.ops] == ["good"]
-    assert mapped.rejected == 3
+    assert mapped.rejected == 4
     assert "trace_id" in mapped.notes[0] and "span_id" in mapped.notes[1] and "start_time" in mapped.notes[2]
+    assert "session_id 'not-a-uuid' is not a UUID" in mapped.notes[3]
 
 
 def test_ops_are_valid_run_ops() -> None:
