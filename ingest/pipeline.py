@@ -42,10 +42,10 @@ class Pipeline:
 
     def _maintenance(self) -> None:
         """On the batcher's thread, every few seconds: merge parked patches, store runs whose post never came,
-        and expire old blobs (hourly)."""
+        and expire old blobs and lookup rows (hourly)."""
         self.flusher.reconcile()
         self.flusher.promote_orphans()
-        self.storage.retention.expire_blobs(self.storage.blobs)
+        self.storage.retention.expire(self.storage.blobs)
 
     def start(self) -> None:
         self.batcher.start()

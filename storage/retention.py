@@ -1,5 +1,6 @@
 """Retention: runs expire `ttl_days` after they were written (ClickHouse TTL on `runs`), short-lived by
-default and long-lived once their trace gets feedback; blobs expire with the longest retention.
+default and long-lived once their trace gets feedback; blobs and the run lookup tables' rows expire with the
+longest retention.
 
 The upgrade is a ClickHouse mutation of `ttl_days` on the trace's stored rows, not a re-insert: the ingest
 batcher is the only writer of run versions, and a re-insert from here could overwrite a newer version.
@@ -59,7 +60,7 @@ class Retention:
         self.long_days = long_days
         self.sweep_seconds = sweep_seconds
         self.watch_seconds = watch_seconds
-        self._next_blob_sweep = 0.0
+        self._next_expiry = 0.0
         self._watched: dict[tuple[uuid.UUID, uuid.UUID], _Watch] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -73,16 +74,24 @@ class Retention:
         long = (project.long_ttl_days if project else None) or self.long_days
         return short, max(short, long)
 
-    def expire_blobs(self, blobs: BlobStore, *, every_seconds: float = 3600.0) -> int:
-        """At most hourly: remove blobs older than the longest retention any project has, plus a week's
-        margin. Blobs are written once per payload, so a blob that old belongs to no run still kept (a run
-        rewritten with an unchanged payload more than that long after it was offloaded is the exception)."""
+    def expire(self, blobs: BlobStore, *, every_seconds: float = 3600.0) -> int:
+        """At most hourly: remove what outlives every run: blobs, and rows of the run lookup tables (`run_ids`,
+        `pending_runs`), written longer ago than the longest retention any project has, plus a week's margin.
+        Runs expire by their TTL; these do not know their run's retention, and without this they grew by a
+        row per run forever. Blobs are written once per payload, so a blob that old belongs to no run still
+        kept (a run rewritten with an unchanged payload more than that long after it was offloaded is the
+        exception); a lookup row's version is the time its run version was written. Returns the blobs
+        removed."""
         now = time.monotonic()
-        if now < self._next_blob_sweep:
+        if now < self._next_expiry:
             return 0
-        self._next_blob_sweep = now + every_seconds
-        longest = self._ch.client().query("SELECT max(ifNull(long_ttl_days, 0)) FROM projects FINAL").result_rows
+        self._next_expiry = now + every_seconds
+        client = self._ch.client()
+        longest = client.query("SELECT max(ifNull(long_ttl_days, 0)) FROM projects FINAL").result_rows
         days = max(self.long_days, longest[0][0] or 0) + 7
+        cutoff = time.time_ns() - days * 86_400 * 1_000_000_000
+        for table in ("run_ids", "pending_runs"):
+            client.command(f"DELETE FROM {table} WHERE version < {{cutoff:UInt64}}", parameters={"cutoff": cutoff})
         return blobs.delete_older_than(days * 86400)
 
     # -- upgrades to long-lived --------------------------------------------------------------------------
