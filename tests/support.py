@@ -9,14 +9,17 @@ import statistics
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 
 from schemas import jsonutil
+from storage.runs import RUN_COLUMNS
 
 T = TypeVar("T")
 
@@ -168,3 +171,54 @@ def feedback_oracle(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             "comments": Counter(i["comment"] for i in group if i.get("comment")),
         }
     return out
+
+
+def run_row(
+    run_id: uuid.UUID, trace_id: uuid.UUID, parent: uuid.UUID | None, start: datetime, **values: Any
+) -> list[Any]:
+    """One `runs` row as the batcher writes it, for tests that write storage directly. `values` must name
+    `tenant_id` and `session_id`, and override the other defaults by column name."""
+    ancestors = [] if parent is None else ([trace_id] if parent == trace_id else [trace_id, parent])
+    row: dict[str, Any] = {
+        "id": run_id,
+        "trace_id": trace_id,
+        "parent_run_id": parent,
+        "parent_run_ids": ancestors,
+        "dotted_order": start.strftime("%Y%m%dT%H%M%S%fZ") + str(run_id),
+        "is_root": parent is None,
+        "name": "run",
+        "run_type": "chain",
+        "status": "success",
+        "start_time": start,
+        "end_time": None,
+        "first_token_time": None,
+        "error": None,
+        "inputs": "{}",
+        "outputs": None,
+        "extra": "{}",
+        "events": "[]",
+        "serialized": None,
+        "payload_refs": {},
+        "attachments": {},
+        "tags": [],
+        "metadata": {},
+        "inputs_kv": {},
+        "outputs_kv": {},
+        "thread_id": "",
+        "reference_example_id": None,
+        "prompt_tokens": 0,
+        "completion_tokens": 0,
+        "total_tokens": 0,
+        "prompt_cost": None,
+        "completion_cost": None,
+        "total_cost": None,
+        "prompt_token_details": "",
+        "completion_token_details": "",
+        "prompt_cost_details": "",
+        "completion_cost_details": "",
+        "ttl_days": 14,
+        "version": 1,
+        "is_deleted": 0,
+        **values,
+    }
+    return [row[c] for c in RUN_COLUMNS]

@@ -23,6 +23,7 @@ from query import QueryOptions, QueryService
 from schemas import ApiError, Tenant, jsonutil
 from storage import Storage
 from storage.runs import RUN_COLUMNS
+from tests.support import run_row
 
 TENANT = uuid.UUID(int=0x7E57)
 PROJECT = uuid.UUID(int=0x9001)
@@ -38,52 +39,9 @@ PAYLOADS = {
 
 
 def _row(run_id: uuid.UUID, trace_id: uuid.UUID, parent: uuid.UUID | None, start: datetime, **values: Any) -> list:
-    ancestors = [] if parent is None else ([trace_id] if parent == trace_id else [trace_id, parent])
-    row: dict[str, Any] = {
-        "tenant_id": TENANT,
-        "session_id": PROJECT,
-        "id": run_id,
-        "trace_id": trace_id,
-        "parent_run_id": parent,
-        "parent_run_ids": ancestors,
-        "dotted_order": start.strftime("%Y%m%dT%H%M%S%fZ") + str(run_id),
-        "is_root": parent is None,
-        "name": "old",
-        "run_type": "chain",
-        "status": "pending",
-        "start_time": start,
-        "end_time": None,
-        "first_token_time": None,
-        "error": None,
-        "inputs": "{}",
-        "outputs": None,
-        "extra": "{}",
-        "events": "[]",
-        "serialized": None,
-        "payload_refs": {},
-        "attachments": {},
-        "tags": [],
-        "metadata": {"v": "1"},
-        "inputs_kv": {},
-        "outputs_kv": {},
-        "thread_id": "",
-        "reference_example_id": None,
-        "prompt_tokens": 0,
-        "completion_tokens": 0,
-        "total_tokens": 0,
-        "prompt_cost": None,
-        "completion_cost": None,
-        "total_cost": None,
-        "prompt_token_details": "",
-        "completion_token_details": "",
-        "prompt_cost_details": "",
-        "completion_cost_details": "",
-        "ttl_days": 14,
-        "version": 1,
-        "is_deleted": 0,
-        **values,
-    }
-    return [row[c] for c in RUN_COLUMNS]
+    """The first version of a run (name "old", pending), unless `values` say otherwise."""
+    defaults = {"tenant_id": TENANT, "session_id": PROJECT, "name": "old", "status": "pending", "metadata": {"v": "1"}}
+    return run_row(run_id, trace_id, parent, start, **{**defaults, **values})
 
 
 class Data:

@@ -20,6 +20,7 @@ from storage.feedback import FeedbackRepository
 from storage.retention import Retention
 from storage.runs import RUN_COLUMNS
 from storage.stats import RunStats
+from tests import support
 from tests.support import feedback_oracle, wait_for
 
 TENANT = uuid.UUID(int=0x5EED)
@@ -35,52 +36,11 @@ def storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Storage]:
 
 
 def run_row(session: uuid.UUID, run_id: uuid.UUID, trace_id: uuid.UUID, start: datetime, **values: Any) -> list[Any]:
-    """One `runs` row as the batcher writes it; `values` override the defaults by column name."""
-    row: dict[str, Any] = {
-        "tenant_id": TENANT,
-        "session_id": session,
-        "id": run_id,
-        "trace_id": trace_id,
-        "parent_run_id": None if run_id == trace_id else trace_id,
-        "parent_run_ids": [] if run_id == trace_id else [trace_id],
-        "dotted_order": start.strftime("%Y%m%dT%H%M%S%fZ") + str(run_id),
-        "is_root": run_id == trace_id,
-        "name": "run",
-        "run_type": "chain",
-        "status": "success",
-        "start_time": start,
-        "end_time": None,
-        "first_token_time": None,
-        "error": None,
-        "inputs": "{}",
-        "outputs": None,
-        "extra": "{}",
-        "events": "[]",
-        "serialized": None,
-        "payload_refs": {},
-        "attachments": {},
-        "tags": [],
-        "metadata": {},
-        "inputs_kv": {},
-        "outputs_kv": {},
-        "thread_id": "",
-        "reference_example_id": None,
-        "prompt_tokens": 0,
-        "completion_tokens": 0,
-        "total_tokens": 0,
-        "prompt_cost": None,
-        "completion_cost": None,
-        "total_cost": None,
-        "prompt_token_details": "",
-        "completion_token_details": "",
-        "prompt_cost_details": "",
-        "completion_cost_details": "",
-        "ttl_days": SHORT,
-        "version": 1,
-        "is_deleted": 0,
-        **values,
-    }
-    return [row[c] for c in RUN_COLUMNS]
+    """A root (`run_id == trace_id`) or a child of the root, in `session`."""
+    parent = None if run_id == trace_id else trace_id
+    return support.run_row(
+        run_id, trace_id, parent, start, tenant_id=TENANT, session_id=session, ttl_days=SHORT, **values
+    )
 
 
 def insert_runs(storage: Storage, rows: list[list[Any]]) -> None:
