@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import io
 import random
+import resource
 import statistics
 import string
 import tempfile
@@ -138,6 +139,19 @@ def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[q - 1] * 1000 if len(values) > 1 else values[0] * 1000
 
 
+def children_cpu() -> float:
+    """CPU seconds of this process's ended children (a stopped server, with its decode workers)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def idle_server_cpu(data_dir: Path) -> float:
+    """CPU seconds of starting and stopping a server that does nothing, to subtract from a loaded one's."""
+    before = children_cpu()
+    assert Server(data_dir, env={"TRACEHOUSE_LOG_LEVEL": "warning"}).start().stop() == 0
+    return children_cpu() - before
+
+
 def raw_insert_rate(data_dir: Path) -> tuple[float, int]:
     """Insert the stored rows again into a copy of `runs` through clickhouse-connect: the ceiling for ingest."""
     storage = Storage.open(f"chdb://{data_dir / 'clickhouse'}", f"file://{data_dir / 'blobs'}")
@@ -172,17 +186,22 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "data"
-        server = Server(data_dir, env={"TRACEHOUSE_LOG_LEVEL": "warning"}).start()
+        idle_cpu = idle_server_cpu(Path(tmp) / "idle")
+        server = Server(data_dir, env={"TRACEHOUSE_LOG_LEVEL": "warning"})
+        cpu_before = children_cpu()
+        server.start()
         # Full load: every client sends as fast as it is acknowledged.
         load_time, latencies = run_load(server.url, [b for b, _ in bodies], args.clients)
         t0 = time.perf_counter()
         assert server.stop() == 0  # graceful stop drains the spool into ClickHouse
         drain = time.perf_counter() - t0
         runs = args.requests * 100
+        cpu = children_cpu() - cpu_before - idle_cpu
         print(
             f"full load: {runs / load_time:,.0f} runs/s acknowledged, ack p50 {pct(latencies, 50):.1f} ms "
             f"p99 {pct(latencies, 99):.1f} ms; end to end (acked + flushed, incl. {drain:.1f}s drain at stop): "
-            f"{runs / (load_time + drain):,.0f} runs/s"
+            f"{runs / (load_time + drain):,.0f} runs/s; server CPU {cpu / runs * 1e6:.0f} µs per run "
+            "(all its threads and processes, start-up excluded: steadier than rates on a shared machine)"
         )
         ack_rate = runs / load_time
         # Half load, paced, on fresh bodies.
