@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from ingest.validate import CONTAINERS
 from schemas import jsonutil
 
 MAX_KV_ENTRIES = 100
@@ -125,7 +126,7 @@ def metadata_map(state: dict[str, Any]) -> dict[str, str]:
 def flatten(value: Any) -> dict[str, str]:
     """Leaf paths (`a.b.0.c`) to text, bounded in count and length: what input_key/input_value match."""
     out: dict[str, str] = {}
-    if isinstance(value, dict | list):
+    if isinstance(value, CONTAINERS):
         _flatten_into(out, "", value)
     return out
 
@@ -138,7 +139,7 @@ def _flatten_into(out: dict[str, str], prefix: str, node: dict[str, Any] | list[
         path = f"{prefix}{key}"
         if isinstance(value, str):
             out[path] = value[:MAX_KV_VALUE]
-        elif isinstance(value, dict | list):
+        elif isinstance(value, CONTAINERS):
             if value:
                 _flatten_into(out, path + ".", value)
         elif value is not None:

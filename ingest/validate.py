@@ -20,6 +20,8 @@ _STRING_FIELDS = ("name", "dotted_order", "session_name")
 # writes at most 254 levels and the stdlib fallback overflows the stack, which would fail the batch in the
 # batcher after the ack. Real payloads nest a few dozen levels.
 MAX_NESTING = 200
+# JSON containers, for isinstance: a tuple, as `dict | list` is built anew at every evaluation (4x slower).
+CONTAINERS = (dict, list)
 KNOWN_FIELDS = frozenset(
     {"id", "run_type", "tags", "events", "error", *_UUID_FIELDS, *_TIME_FIELDS, *_DICT_FIELDS, *_STRING_FIELDS}
 )
@@ -27,13 +29,13 @@ KNOWN_FIELDS = frozenset(
 
 def too_deep(value: Any, limit: int = MAX_NESTING) -> bool:
     """Whether `value` has more than `limit` levels of nested dicts/lists; level by level, no recursion."""
-    level = [value] if isinstance(value, dict | list) else []
+    level = [value] if isinstance(value, CONTAINERS) else []
     depth = 0
     while level:
         depth += 1
         if depth > limit:
             return True
-        level = [c for v in level for c in (v.values() if isinstance(v, dict) else v) if isinstance(c, dict | list)]
+        level = [c for v in level for c in (v.values() if isinstance(v, dict) else v) if isinstance(c, CONTAINERS)]
     return False
 
 

@@ -18,6 +18,7 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from ingest.validate import CONTAINERS
 from schemas import ApiError, jsonutil
 
 
@@ -74,11 +75,11 @@ def _hex_ids_to_base64(node: Any) -> Any:
         for key, item in node.items():
             if key in _ID_KEYS and isinstance(item, str):
                 node[key] = _id_to_base64(item)
-            elif isinstance(item, dict | list):
+            elif isinstance(item, CONTAINERS):
                 _hex_ids_to_base64(item)
     elif isinstance(node, list):
         for item in node:
-            if isinstance(item, dict | list):
+            if isinstance(item, CONTAINERS):
                 _hex_ids_to_base64(item)
     return node
 
