@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from schemas.runs import CANONICAL_UUID
 from storage.clickhouse import ClickHouse
 
 RUN_COLUMNS = (
@@ -57,9 +57,6 @@ _STATE_COLUMNS = tuple(c for c in RUN_COLUMNS if c not in ("inputs_kv", "outputs
 PENDING_COLUMNS = ("tenant_id", "id", "state", "version", "is_deleted")
 
 
-_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
-
 _IDS_PER_QUERY = 5_000  # ClickHouse parses at most max_query_size (256 KiB) of SQL: ~6,900 ids in one literal
 
 
@@ -72,7 +69,7 @@ def id_sets(ids: Iterable[str]) -> Iterator[str]:
     for start in range(0, len(ids), _IDS_PER_QUERY):
         chunk = ids[start : start + _IDS_PER_QUERY]
         for run_id in chunk:
-            if not _CANONICAL_UUID.fullmatch(run_id):
+            if not CANONICAL_UUID.fullmatch(run_id):
                 raise ValueError(f"not a canonical UUID: {run_id!r:.80}")
         yield f"(SELECT toUUID(arrayJoin(splitByChar(',', '{','.join(chunk)}'))))"
 
