@@ -12,7 +12,7 @@ from ingest import records
 from ingest.flush import Flusher, FlushOptions
 from schemas.runs import RunOp
 from storage import Storage
-from storage.runs import _latest, id_sets
+from storage.runs import RunStore, id_sets
 
 TENANT = uuid.UUID(int=0xF1)
 RUNS = 12_000  # more than two lookup chunks
@@ -35,8 +35,8 @@ def test_id_sets_chunk_and_refuse_other_text() -> None:
         list(id_sets(["x') OR 1=1 --"]))
 
 
-def test_lookups_without_final_keep_the_newest_version() -> None:
-    a, b, c = (uuid.UUID(int=n) for n in (1, 2, 3))
+def test_lookups_without_final_keep_the_newest_version(storage: Storage) -> None:
+    a, b, c = (str(uuid.UUID(int=n)) for n in (1, 2, 3))
     rows = [
         (a, 2, 0, "a2"),
         (a, 1, 0, "a1"),
@@ -45,7 +45,9 @@ def test_lookups_without_final_keep_the_newest_version() -> None:
         (c, 5, 1, "c5"),
         (c, 6, 0, "c6"),
     ]
-    assert _latest(rows) == {str(a): ["a2"], str(c): ["c6"]}
+    for run_id, version, deleted, state in rows:  # one insert each: versions in separate, unmerged parts
+        RunStore(storage.clickhouse).insert_pending([[str(TENANT), run_id, state, version, deleted]])
+    assert RunStore(storage.clickhouse).pending(TENANT, [a, b, c]) == {a: "a2", c: "c6"}
 
 
 def test_patches_of_a_large_batch_find_their_posts(storage: Storage) -> None:
