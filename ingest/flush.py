@@ -251,9 +251,10 @@ class Flusher:
         wanted = set()
         for run_id, state in touched.items():
             parent_id = state.get("parent_run_id") if state else None
-            dotted = state.get("dotted_order") if state else None
-            stale = run_id in rederive or not dotted or not derive.is_under(dotted, parent_id or "")
-            if parent_id and (stale or not state.get("trace_id")) and states.get(parent_id) is None:
+            if not parent_id or states.get(parent_id) is not None:
+                continue
+            dotted = state.get("dotted_order")
+            if run_id in rederive or not dotted or not derive.is_under(dotted, parent_id) or not state.get("trace_id"):
                 wanted.add(parent_id)
         if not wanted:
             return {}
