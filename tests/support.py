@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+from fastapi import FastAPI, Request, Response
 
-from schemas import jsonutil
+from query import QueryService
+from schemas import ApiError, Tenant, jsonutil
 from storage.runs import RUN_COLUMNS
 
 T = TypeVar("T")
@@ -222,3 +224,21 @@ def run_row(
         **values,
     }
     return [row[c] for c in RUN_COLUMNS]
+
+
+def query_app(service: QueryService, tenant_id: uuid.UUID) -> FastAPI:
+    """The query service's routes in-process, every request as `tenant_id`, errors as the server answers them
+    (for tests and benchmarks that need no server process)."""
+    app = FastAPI()
+    app.include_router(service.router)
+
+    @app.middleware("http")
+    async def tenant(request: Request, call_next: Any) -> Any:
+        request.state.tenant = Tenant(tenant_id)
+        return await call_next(request)
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> Response:
+        return Response(jsonutil.dumps(exc.body()), status_code=exc.status, media_type="application/json")
+
+    return app

@@ -29,14 +29,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 
 from query import QueryOptions, QueryService
-from schemas import DEFAULT_TENANT_ID, Tenant, jsonutil
+from schemas import DEFAULT_TENANT_ID, jsonutil
 from storage import Storage
 from storage.run_queries import RunReader
 from storage.runs import RUN_COLUMNS
+from tests.support import query_app, run_row
 from tracehouse.cli import tune_gc
 
 TENANT = DEFAULT_TENANT_ID
@@ -73,9 +73,9 @@ def generate(n_runs: int, session_id: uuid.UUID, big_trace: dict[str, Any], seed
     n_traces = (n_runs - BIG_TRACE) // TRACE_SIZE
     chunk: dict[str, list[Any]] = {c: [] for c in RUN_COLUMNS}
 
-    def add(row: dict[str, Any]) -> None:
-        for c in RUN_COLUMNS:
-            chunk[c].append(row[c])
+    def add(row: list[Any]) -> None:
+        for column, value in zip(RUN_COLUMNS, row, strict=True):
+            chunk[column].append(value)
 
     def trace(size: int, start: datetime, t_index: int) -> uuid.UUID:
         root_id = uuid.uuid4()
@@ -117,49 +117,33 @@ def generate(n_runs: int, session_id: uuid.UUID, big_trace: dict[str, Any], seed
                 inputs_kv = {"question": words, "n": str(i)}
             outputs = {"answer": words[::-1]}
             add(
-                {
-                    "tenant_id": TENANT,
-                    "session_id": session_id,
-                    "id": run_id,
-                    "trace_id": root_id,
-                    "parent_run_id": parent,
-                    "parent_run_ids": ancestors,
-                    "dotted_order": dotted,
-                    "is_root": i == 0,
-                    "name": "rare_tool" if rng.random() < 0.0002 else ("agent" if i == 0 else rng.choice(NAMES)),
-                    "run_type": "llm" if is_llm else ("chain" if i == 0 else "tool"),
-                    "status": "error" if rng.random() < 0.02 else "success",
-                    "start_time": t,
-                    "end_time": t + timedelta(milliseconds=rng.randrange(1, 5000)),
-                    "first_token_time": None,
-                    "error": None,
-                    "inputs": jsonutil.dumps_str(inputs),
-                    "outputs": jsonutil.dumps_str(outputs),
-                    "extra": jsonutil.dumps_str({"metadata": metadata}),
-                    "events": "[]",
-                    "serialized": None,
-                    "payload_refs": {},
-                    "attachments": {},
-                    "tags": [rng.choice(["a", "b", "c"])],
-                    "metadata": metadata,
-                    "inputs_kv": inputs_kv,
-                    "outputs_kv": {"answer": words[::-1]},
-                    "thread_id": f"thread-{t_index % 20000}" if i == 0 else "",
-                    "reference_example_id": None,
-                    "prompt_tokens": 100 if is_llm else 0,
-                    "completion_tokens": 50 if is_llm else 0,
-                    "total_tokens": 150 if is_llm else 0,
-                    "prompt_cost": None,
-                    "completion_cost": None,
-                    "total_cost": None,
-                    "prompt_token_details": "",
-                    "completion_token_details": "",
-                    "prompt_cost_details": "",
-                    "completion_cost_details": "",
-                    "ttl_days": 400,
-                    "version": time.time_ns(),
-                    "is_deleted": 0,
-                }
+                run_row(
+                    run_id,
+                    root_id,
+                    parent,
+                    t,
+                    tenant_id=TENANT,
+                    session_id=session_id,
+                    parent_run_ids=ancestors,
+                    dotted_order=dotted,
+                    name="rare_tool" if rng.random() < 0.0002 else ("agent" if i == 0 else rng.choice(NAMES)),
+                    run_type="llm" if is_llm else ("chain" if i == 0 else "tool"),
+                    status="error" if rng.random() < 0.02 else "success",
+                    end_time=t + timedelta(milliseconds=rng.randrange(1, 5000)),
+                    inputs=jsonutil.dumps_str(inputs),
+                    outputs=jsonutil.dumps_str(outputs),
+                    extra=jsonutil.dumps_str({"metadata": metadata}),
+                    tags=[rng.choice(["a", "b", "c"])],
+                    metadata=metadata,
+                    inputs_kv=inputs_kv,
+                    outputs_kv={"answer": words[::-1]},
+                    thread_id=f"thread-{t_index % 20000}" if i == 0 else "",
+                    prompt_tokens=100 if is_llm else 0,
+                    completion_tokens=50 if is_llm else 0,
+                    total_tokens=150 if is_llm else 0,
+                    ttl_days=400,
+                    version=time.time_ns(),
+                )
             )
         return root_id
 
@@ -245,14 +229,7 @@ def main() -> None:
         service = QueryService(storage, QueryOptions(secret_key=b"bench"))
         service.runs.reader = recorder
         service.runs.search.reader = recorder
-        app = FastAPI()
-        app.include_router(service.router)
-
-        @app.middleware("http")
-        async def tenant(request: Request, call_next: Any) -> Any:
-            request.state.tenant = Tenant(TENANT)
-            return await call_next(request)
-
+        app = query_app(service, TENANT)
         # One event loop and worker thread pool for the whole run, as under uvicorn: without the context, every
         # request would start a new loop and new worker threads, each opening its own ClickHouse client.
         http = stack.enter_context(TestClient(app))

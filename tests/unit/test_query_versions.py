@@ -16,14 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import FastAPI, Request, Response
 from fastapi.testclient import TestClient
 
 from query import QueryOptions, QueryService
-from schemas import ApiError, Tenant, jsonutil
+from schemas import jsonutil
 from storage import Storage
 from storage.runs import RUN_COLUMNS
-from tests.support import run_row
+from tests.support import query_app, run_row
 
 TENANT = uuid.UUID(int=0x7E57)
 PROJECT = uuid.UUID(int=0x9001)
@@ -100,19 +99,7 @@ def data_and_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Da
     for rows in (first, second, deletes, many):  # one part each, and nothing collapsed on insert
         client.insert("runs", rows, column_names=list(RUN_COLUMNS), settings={"optimize_on_insert": 0})
 
-    service = QueryService(storage, QueryOptions(secret_key=b"test"))
-    app = FastAPI()
-    app.include_router(service.router)
-
-    @app.middleware("http")
-    async def tenant(request: Request, call_next: Any) -> Any:
-        request.state.tenant = Tenant(TENANT)
-        return await call_next(request)
-
-    @app.exception_handler(ApiError)
-    async def api_error(request: Request, exc: ApiError) -> Response:
-        return Response(jsonutil.dumps(exc.body()), status_code=exc.status, media_type="application/json")
-
+    app = query_app(QueryService(storage, QueryOptions(secret_key=b"test")), TENANT)
     try:
         with TestClient(app) as http:
             yield data, http
