@@ -137,12 +137,16 @@ def run_load(
     return time.perf_counter() - started, latencies
 
 
+def metric(text: str, name: str) -> float | None:
+    """One unlabelled sample from the server's Prometheus text."""
+    found = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
+    return float(found.group(1)) if found else None
+
+
 def flush_totals(url: str) -> tuple[int, float]:
     """(batches, seconds spent flushing them) from the server's metrics: how busy its batcher was."""
     text = httpx.get(f"{url}/metrics", timeout=10).text
-    count = re.search(r"^tracehouse_flush_seconds_count (\S+)$", text, re.MULTILINE)
-    total = re.search(r"^tracehouse_flush_seconds_sum (\S+)$", text, re.MULTILINE)
-    return int(float(count.group(1))) if count else 0, float(total.group(1)) if total else 0.0
+    return int(metric(text, "tracehouse_flush_seconds_count") or 0), metric(text, "tracehouse_flush_seconds_sum") or 0.0
 
 
 def until_stored(url: str, timeout: float = 120.0) -> float:
@@ -151,8 +155,7 @@ def until_stored(url: str, timeout: float = 120.0) -> float:
     started = time.perf_counter()
     with httpx.Client(base_url=url, timeout=10) as http:
         while time.perf_counter() - started < timeout:
-            gauge = re.search(rb"^tracehouse_spool_bytes (\S+)$", http.get("/metrics").content, re.MULTILINE)
-            if gauge is not None and float(gauge.group(1)) == 0:
+            if metric(http.get("/metrics").text, "tracehouse_spool_bytes") == 0:
                 return time.perf_counter() - started
             time.sleep(0.02)  # polling interval of a deadline-bounded wait
     raise TimeoutError("the spool did not drain")
