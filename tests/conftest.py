@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import boto3
 import pytest
 
+from storage import Storage
 from tests.support import S3_ENV, MotoServer, Server
 
 
@@ -33,6 +34,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv = Server(tmp_path_factory.mktemp("server") / "data").start()
     yield srv
     srv.stop()
+
+
+@pytest.fixture(scope="module")
+def storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Storage]:
+    """Embedded storage opened in the test process, one per module (chDB serves one data directory per process at
+    a time, and closing it before the next module's opens keeps to that)."""
+    root = tmp_path_factory.mktemp("storage")
+    opened = Storage.open(f"chdb://{root}/ch", f"file://{root}/blobs")
+    yield opened
+    opened.close()
 
 
 @pytest.fixture(autouse=True)

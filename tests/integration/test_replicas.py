@@ -9,8 +9,6 @@ interleavings that matter, including the race where both look before either writ
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -21,14 +19,6 @@ from schemas.runs import RunOp
 from storage import Storage
 
 T = DEFAULT_TENANT_ID
-
-
-@pytest.fixture(scope="module")
-def storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Storage]:
-    root: Path = tmp_path_factory.mktemp("replicas")
-    store = Storage.open(f"chdb://{root / 'ch'}", f"file://{root / 'blobs'}")
-    yield store
-    store.close()
 
 
 def post(run_id: uuid.UUID) -> bytes:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -16,14 +14,6 @@ from storage.runs import RunStore, id_sets
 
 TENANT = uuid.UUID(int=0xF1)
 RUNS = 12_000  # more than two lookup chunks
-
-
-@pytest.fixture(scope="module")
-def storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Storage]:
-    root: Path = tmp_path_factory.mktemp("flush")
-    opened = Storage.open(f"chdb://{root}/ch", f"file://{root}/blobs")
-    yield opened
-    opened.close()
 
 
 def test_id_sets_chunk_and_refuse_other_text() -> None:
