@@ -3,7 +3,8 @@ first token time, and the flattened maps the filter language reads."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import contextlib
+from datetime import UTC, datetime
 from typing import Any
 
 from ingest.validate import CONTAINERS
@@ -53,6 +54,27 @@ def ancestry(state: dict[str, Any], parent: dict[str, Any] | None, start: dateti
         ancestors.append(parent_id)
     trace_id = state.get("trace_id") or (parent or {}).get("trace_id") or (ancestors[0] if ancestors else run_id)
     return trace_id, dotted, ancestors
+
+
+def start_hint(fields: dict[str, Any], run_id: str) -> datetime | None:
+    """When a run started, from an op's start time or else from the run's segment of its dotted order (the SDK's
+    patches carry both); the batcher looks the run up by it. None when neither is there or parses."""
+    start = fields.get("start_time")
+    if isinstance(start, str):
+        with contextlib.suppress(ValueError):
+            parsed = datetime.fromisoformat(start)
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return segment_start(fields.get("dotted_order") or "", run_id)
+
+
+def segment_start(dotted: str, run_id: str) -> datetime | None:
+    """The time in `run_id`'s segment of a dotted order (`YYYYMMDDTHHMMSSffffffZ<uuid>`), if it has one."""
+    for seg in reversed(dotted.split(".")):
+        if seg[22:] == run_id:
+            with contextlib.suppress(ValueError):
+                return datetime.strptime(seg[:22], "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC)
+            return None
+    return None
 
 
 def is_under(dotted: str, parent_id: str) -> bool:

@@ -99,19 +99,23 @@ class Flusher:
             ops_by_tenant[tenant_id].extend(ops)
             feedback_by_tenant[tenant_id].extend(feedback)
         for tenant_id, ops in ops_by_tenant.items():
-            changed = self._write_runs(tenant_id, ops)
+            changed = self._write_runs(tenant_id, ops, starts=start_hints(ops))
             for _depth in range(_MAX_DEPTH):  # descendants follow a dotted order that changed
                 if not changed:
                     break
                 children = self.runs.children(tenant_id, changed)
-                changed = self._write_runs(tenant_id, [], rederive={str(c) for c in children})
+                changed = self._write_runs(tenant_id, [], rederive=set(children), starts=children)
         for tenant_id, items in feedback_by_tenant.items():
             if items:
                 self.storage.feedback.ingest(tenant_id, items)
 
     # -- the run path ------------------------------------------------------------------------------------
 
-    def _states(self, tenant_id: uuid.UUID, ids: set[str]) -> dict[str, dict[str, Any] | None]:
+    def _states(
+        self, tenant_id: uuid.UUID, ids: set[str], starts: dict[str, datetime]
+    ) -> dict[str, dict[str, Any] | None]:
+        """Current states, from the cache else from storage; `starts` are the runs' expected start times, which
+        bound the storage lookup (see `RunStore.current`)."""
         states: dict[str, dict[str, Any] | None] = {}
         missing = set()
         tenant = str(tenant_id)
@@ -121,7 +125,7 @@ class Flusher:
                 missing.add(run_id)
             states[run_id] = cached
         if missing:
-            for row in self.runs.current(tenant_id, missing):
+            for row in self.runs.current(tenant_id, missing, starts):
                 state = state_from_row(row, self.storage.blobs)
                 states[state["id"]] = state
                 missing.discard(state["id"])
@@ -163,14 +167,17 @@ class Flusher:
         ops: list[RunOp],
         retire: set[str] = frozenset(),
         rederive: set[str] = frozenset(),
+        starts: dict[str, datetime] | None = None,
     ) -> list[dict[str, Any]]:
         """Apply `ops` (and re-derive the stored runs in `rederive`), write the new versions; returns the
-        stored runs whose dotted order changed, whose children must follow."""
+        stored runs whose dotted order changed, whose children must follow. `starts` are the start times of
+        runs, which bound their lookup in storage; reconciling and promoting parked patches look up by id
+        instead, as the run they belong to may have been stored under another start time than the patch's."""
         tenant = str(tenant_id)
         touched = {op.run_id for op in ops} | set(rederive)
         # Working copies: the cache keeps its states until this batch is stored (a failed insert is retried
         # from the same states; derivation below writes into the state it derives).
-        states = {k: _working_copy(v) for k, v in self._states(tenant_id, touched).items()}
+        states = {k: _working_copy(v) for k, v in self._states(tenant_id, touched, starts or {}).items()}
         before = {run_id: (state or {}).get("dotted_order") for run_id, state in states.items()}
         pending_before = {run_id for run_id, state in states.items() if state is not None and not state[merge.HAS_POST]}
         for op in ops:
@@ -249,6 +256,7 @@ class Flusher:
         """States of parents needed to derive a dotted order or trace id (always for runs being re-derived
         because an ancestor changed), when not already at hand."""
         wanted = set()
+        starts = {}  # a child's dotted order names its parent's start
         for run_id, state in touched.items():
             parent_id = state.get("parent_run_id") if state else None
             if not parent_id or states.get(parent_id) is not None:
@@ -256,9 +264,11 @@ class Flusher:
             dotted = state.get("dotted_order")
             if run_id in rederive or not dotted or not derive.is_under(dotted, parent_id) or not state.get("trace_id"):
                 wanted.add(parent_id)
+                if dotted and (start := derive.segment_start(dotted, parent_id)) is not None:
+                    starts[parent_id] = start
         if not wanted:
             return {}
-        return {k: v for k, v in self._states(tenant_id, wanted).items() if v is not None}
+        return {k: v for k, v in self._states(tenant_id, wanted, starts).items() if v is not None}
 
     def _project(self, tenant_id: uuid.UUID, state: dict[str, Any]) -> uuid.UUID:
         """`session_id` wins, else `session_name` (created on first use), else `default` (protocol §5.3)."""
@@ -348,6 +358,15 @@ class Flusher:
             version,
             0,
         ]
+
+
+def start_hints(ops: list[RunOp]) -> dict[str, datetime]:
+    """Each run's expected start time, from its ops; a post's wins, as the run's start comes from its post."""
+    starts = {}
+    for op in sorted(ops, key=lambda op: op.kind == "post"):
+        if (start := derive.start_hint(op.fields, op.run_id)) is not None:
+            starts[op.run_id] = start
+    return starts
 
 
 def _working_copy(state: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -51,7 +51,7 @@ class Deleter:
                 "DELETE FROM feedback WHERE tenant_id = {t:UUID} AND run_id IN {ids:Array(UUID)}",
                 parameters={"t": tenant_id, "ids": runs[start : start + _CHUNK]},
             )
-        for table in ("runs", "run_ids", "run_shares"):
+        for table in ("runs", "run_ids", "runs_by_start", "run_shares"):
             client.command(
                 f"DELETE FROM {table} WHERE tenant_id = {{t:UUID}} AND session_id = {{p:UUID}} "
                 "AND trace_id IN {traces:Array(UUID)}",
@@ -95,7 +95,7 @@ class Deleter:
             "(SELECT id FROM run_ids FINAL WHERE tenant_id = {t:UUID} AND session_id = {p:UUID}))",
             parameters=params,
         )
-        for table in ("runs", "run_ids", "run_shares"):
+        for table in ("runs", "run_ids", "runs_by_start", "run_shares"):
             client.command(
                 f"DELETE FROM {table} WHERE tenant_id = {{t:UUID}} AND session_id = {{p:UUID}}", parameters=params
             )

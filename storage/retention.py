@@ -76,10 +76,10 @@ class Retention:
 
     def expire(self, blobs: BlobStore, *, every_seconds: float = 3600.0) -> int:
         """At most hourly: remove what outlives every run: blobs, and rows of the run lookup tables (`run_ids`,
-        `pending_runs`), written longer ago than the longest retention any project has, plus a week's margin.
-        Runs expire by their TTL; these do not know their run's retention, and without this they grew by a
-        row per run forever. Blobs are written once per payload, so a blob that old belongs to no run still
-        kept (a run rewritten with an unchanged payload more than that long after it was offloaded is the
+        `runs_by_start`, `pending_runs`), written longer ago than the longest retention any project has, plus a
+        week's margin. Runs expire by their TTL; these do not know their run's retention, and without this they
+        grew by a row per run forever. Blobs are written once per payload, so a blob that old belongs to no run
+        still kept (a run rewritten with an unchanged payload more than that long after it was offloaded is the
         exception); a lookup row's version is the time its run version was written. Returns the blobs
         removed."""
         now = time.monotonic()
@@ -90,7 +90,7 @@ class Retention:
         longest = client.query("SELECT max(ifNull(long_ttl_days, 0)) FROM projects FINAL").result_rows
         days = max(self.long_days, longest[0][0] or 0) + 7
         cutoff = time.time_ns() - days * 86_400 * 1_000_000_000
-        for table in ("run_ids", "pending_runs"):
+        for table in ("run_ids", "runs_by_start", "pending_runs"):
             client.command(f"DELETE FROM {table} WHERE version < {{cutoff:UInt64}}", parameters={"cutoff": cutoff})
         return blobs.delete_older_than(days * 86400)
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from schemas.runs import CANONICAL_UUID
@@ -58,6 +59,8 @@ PENDING_COLUMNS = ("tenant_id", "id", "state", "version", "is_deleted")
 
 
 _IDS_PER_QUERY = 5_000  # ClickHouse parses at most max_query_size (256 KiB) of SQL: ~6,900 ids in one literal
+_WINDOW_MARGIN = timedelta(seconds=1)  # around a start time hint: a dotted order's time may be rounded
+_MAX_WINDOWS = 64  # time ranges in one lookup; more are joined across their smallest gaps
 
 
 def id_sets(ids: Iterable[str]) -> Iterator[str]:
@@ -72,6 +75,29 @@ def id_sets(ids: Iterable[str]) -> Iterator[str]:
             if not CANONICAL_UUID.fullmatch(run_id):
                 raise ValueError(f"not a canonical UUID: {run_id!r:.80}")
         yield f"(SELECT toUUID(arrayJoin(splitByChar(',', '{','.join(chunk)}'))))"
+
+
+def windows(starts: Iterable[datetime]) -> list[tuple[datetime, datetime]]:
+    """Time ranges that cover `starts`, each widened by a margin, overlapping ones joined. A batch's runs
+    started within seconds of each other, so this is usually one short range; the rare batch of scattered
+    times (an import of old traces) gets its ranges joined across the smallest gaps, at most `_MAX_WINDOWS`."""
+    ranges: list[list[datetime]] = []
+    for start in sorted(starts):
+        if ranges and start - _WINDOW_MARGIN <= ranges[-1][1]:
+            ranges[-1][1] = start + _WINDOW_MARGIN
+        else:
+            ranges.append([start - _WINDOW_MARGIN, start + _WINDOW_MARGIN])
+    if len(ranges) > _MAX_WINDOWS:
+        gaps = sorted(later[0] - earlier[1] for earlier, later in itertools.pairwise(ranges))
+        widest_joined = gaps[len(ranges) - _MAX_WINDOWS - 1]
+        joined = [ranges[0]]
+        for later in ranges[1:]:
+            if later[0] - joined[-1][1] <= widest_joined:
+                joined[-1][1] = later[1]
+            else:
+                joined.append(later)
+        ranges = joined
+    return [(low, high) for low, high in ranges]
 
 
 class RunStore:
@@ -90,10 +116,29 @@ class RunStore:
         if rows:
             self._ch.client().insert("pending_runs", rows, column_names=PENDING_COLUMNS)
 
-    def current(self, tenant_id: uuid.UUID, ids: Iterable[str]) -> list[dict[str, Any]]:
+    def current(
+        self, tenant_id: uuid.UUID, ids: Iterable[str], starts: Mapping[str, datetime] | None = None
+    ) -> list[dict[str, Any]]:
         """The latest stored version of each run that exists (payload columns included). `ids` are canonical
-        UUID text, as the batcher keys runs."""
-        located = self._newest("run_ids", ("session_id", "start_time"), tenant_id, ids)
+        UUID text, as the batcher keys runs. `starts` gives the start time some of them are expected to have (a
+        post's own, a patch's or a child's dotted order): those are looked up in `runs_by_start`, a read bounded
+        by the batch's time span rather than by all runs kept; the others by id in `run_ids`. A run stored
+        under a start time more than a second away from its hint is not found: a run's start time comes from
+        its first post and clients resend the same one, so such an op is one that contradicts the stored run."""
+        ids = set(ids)
+        hinted = sorted((start, run_id) for run_id, start in (starts or {}).items() if run_id in ids)
+        located = self._newest("run_ids", ("session_id", "start_time"), tenant_id, ids.difference(starts or ()))
+        for chunk in range(0, len(hinted), _IDS_PER_QUERY):  # time-ordered chunks: narrow ranges each
+            part = hinted[chunk : chunk + _IDS_PER_QUERY]
+            located.update(
+                self._newest(
+                    "runs_by_start",
+                    ("session_id", "start_time"),
+                    tenant_id,
+                    [run_id for _, run_id in part],
+                    windows(start for start, _ in part),
+                )
+            )
         if not located:
             return []
         result = self._ch.client().query(
@@ -114,20 +159,32 @@ class RunStore:
         return {run_id: state for run_id, (state,) in self._newest("pending_runs", ("state",), tenant_id, ids).items()}
 
     def _newest(
-        self, table: str, columns: tuple[str, ...], tenant_id: uuid.UUID, ids: Iterable[str]
+        self,
+        table: str,
+        columns: tuple[str, ...],
+        tenant_id: uuid.UUID,
+        ids: Iterable[str],
+        within: Sequence[tuple[datetime, datetime]] = (),
     ) -> dict[str, Sequence[Any]]:
         """`columns` of the newest version of each of these runs that exists (its newest version does not delete
-        it), from a ReplacingMergeTree keyed by (tenant_id, id). The few rows found are grouped, as
-        `RunReader.locate` does: FINAL made these lookups twice as slow."""
+        it), from a ReplacingMergeTree whose key starts with tenant_id and has id or start_time next; `within`
+        are start time ranges that bound the read. The few rows found are grouped, as `RunReader.locate` does:
+        FINAL made these lookups twice as slow."""
         client = self._ch.client()
         picked = ", ".join(f"argMax({column}, version)" for column in columns)
+        params: dict[str, Any] = {"t": tenant_id}
+        bounds = []
+        for index, (low, high) in enumerate(within):
+            bounds.append(f"start_time BETWEEN {{a{index}:DateTime64(6, 'UTC')}} AND {{b{index}:DateTime64(6, 'UTC')}}")
+            params[f"a{index}"], params[f"b{index}"] = low, high
+        bounded = f"AND ({' OR '.join(bounds)}) " if bounds else ""
         return {
             str(row[0]): row[1:]
-            for chunk in id_sets(ids)
+            for id_set in id_sets(ids)
             for row in client.query(
-                f"SELECT id, {picked} FROM {table} WHERE tenant_id = {{t:UUID}} AND id IN {chunk} "
+                f"SELECT id, {picked} FROM {table} WHERE tenant_id = {{t:UUID}} {bounded}AND id IN {id_set} "
                 "GROUP BY id HAVING NOT argMax(is_deleted, version)",
-                parameters={"t": tenant_id},
+                parameters=params,
             ).result_rows
         }
 
@@ -161,17 +218,19 @@ class RunStore:
             .result_rows
         )
 
-    def children(self, tenant_id: uuid.UUID, parents: list[dict[str, Any]]) -> set[uuid.UUID]:
-        """Ids of the stored children of these runs (given as states: id, trace_id, _session, start_time).
+    def children(self, tenant_id: uuid.UUID, parents: list[dict[str, Any]]) -> dict[str, datetime]:
+        """The stored children of these runs (given as states: id, trace_id, _session, start_time), id text ->
+        start time.
         Reads the parents' projects from their start on (less a clock-skew margin) through the trace_id index."""
         if not parents:
-            return set()
+            return {}
         earliest = min(datetime.fromisoformat(p["start_time"]) for p in parents) - timedelta(minutes=5)
         rows = (
             self._ch.client()
             .query(
-                "SELECT id FROM runs FINAL WHERE tenant_id = {t:UUID} AND session_id IN {sessions:Array(UUID)} "
-                "AND start_time >= {since:DateTime64(6, 'UTC')} AND trace_id IN {traces:Array(UUID)} "
+                "SELECT id, start_time FROM runs FINAL WHERE tenant_id = {t:UUID} "
+                "AND session_id IN {sessions:Array(UUID)} AND start_time >= {since:DateTime64(6, 'UTC')} "
+                "AND trace_id IN {traces:Array(UUID)} "
                 "AND parent_run_id IN {ids:Array(UUID)}",
                 parameters={
                     "t": tenant_id,
@@ -183,4 +242,4 @@ class RunStore:
             )
             .result_rows
         )
-        return {row[0] for row in rows}
+        return {str(run_id): start if start.tzinfo else start.replace(tzinfo=UTC) for run_id, start in rows}

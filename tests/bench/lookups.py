@@ -1,10 +1,12 @@
 """How the batcher's state lookups scale with the number of runs stored.
 
-Before writing a batch, the batcher looks up every run id it has not cached in `run_ids` (and `pending_runs`) to
-merge onto a stored state; almost all ids are new. `run_ids` is sorted by (tenant_id, id), so a batch's thousands
-of random ids select nearly every granule, and the lookup's cost grows with all runs stored, not with the batch.
-This fills `run_ids` with synthetic rows (INSERT … SELECT, no ingest) in steps and times `RunStore.current` for a
-batch of new ids at each size; the first step is the baseline measured in the same run.
+Before writing a batch, the batcher looks up every run id it has not cached, to merge onto a stored state; almost
+all ids are new. By id, in `run_ids` (sorted by (tenant_id, id)), a batch's thousands of random ids select nearly
+every granule, so that lookup grows with all runs stored; by start time, in `runs_by_start` (sorted by
+(tenant_id, start_time, id)), it reads the seconds around the batch's start times. This fills both tables with
+synthetic rows (INSERT … SELECT, no ingest; runs started 10,000 per second) in steps and times
+`RunStore.current` for a batch of new ids that started in the newest second of them, both ways, at each size; the first
+step is the baseline measured in the same run.
 
     .venv/bin/python -m tests.bench.lookups [--sizes 60000,1000000,10000000,30000000] [--ids 5000]
 """
@@ -16,10 +18,13 @@ import statistics
 import tempfile
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 
 from schemas import DEFAULT_TENANT_ID
 from storage import Storage
 from storage.runs import RunStore
+
+COLUMNS = "tenant_id, id, session_id, start_time, trace_id, version, is_deleted"  # of the SELECT below
 
 
 def main() -> None:
@@ -36,26 +41,37 @@ def main() -> None:
             client = storage.clickhouse.client()
             stored = 0
             baseline = None
+            newest = datetime.now(UTC)  # the newest synthetic run's start; the batch's runs start in its last second
             for size in sizes:
                 while stored < size:  # in blocks of at most 5M rows, as parts the way inserts leave them
                     rows = min(5_000_000, size - stored)
-                    client.command(
-                        f"INSERT INTO run_ids SELECT '{DEFAULT_TENANT_ID}', generateUUIDv4(number), generateUUIDv4(), "
-                        f"now64(6) - number, generateUUIDv4(), 1, 0 FROM numbers({rows})"
-                    )
+                    for table in ("run_ids", "runs_by_start"):
+                        client.command(
+                            f"INSERT INTO {table} ({COLUMNS}) SELECT '{DEFAULT_TENANT_ID}', "
+                            f"generateUUIDv4(number), generateUUIDv4(), "
+                            f"toDateTime64('{newest:%Y-%m-%d %H:%M:%S.%f}', 6, 'UTC') "
+                            f"- toIntervalMicrosecond((number + {stored}) * 100), generateUUIDv4(), 1, 0 "
+                            f"FROM numbers({rows})"
+                        )
                     stored += rows
                 parts = client.query("SELECT count() FROM system.parts WHERE table = 'run_ids' AND active")
-                samples = []
-                for _ in range(args.repeat):
-                    ids = [str(uuid.uuid4()) for _ in range(args.ids)]
-                    started = time.perf_counter()
-                    store.current(DEFAULT_TENANT_ID, ids)
-                    samples.append(time.perf_counter() - started)
-                took = statistics.median(samples)
+                took = {}
+                for way in ("by id", "by start"):
+                    samples = []
+                    for _ in range(args.repeat):
+                        ids = [str(uuid.uuid4()) for _ in range(args.ids)]
+                        starts = {i: newest - timedelta(microseconds=n * 200) for n, i in enumerate(ids)}
+                        started = time.perf_counter()
+                        store.current(DEFAULT_TENANT_ID, ids, starts if way == "by start" else None)
+                        samples.append(time.perf_counter() - started)
+                    took[way] = statistics.median(samples)
                 baseline = baseline or took
                 print(
-                    f"run_ids {stored:>12,} rows in {parts.result_rows[0][0]:>2} parts: lookup of {args.ids:,} new ids "
-                    f"{took * 1000:7.1f} ms = {took / args.ids * 1e6:5.1f} µs per run ({took / baseline:4.1f}x)"
+                    f"{stored:>12,} runs ({parts.result_rows[0][0]:>2} parts in run_ids), {args.ids:,} new ids: "
+                    + ", ".join(
+                        f"{way} {t * 1000:6.1f} ms = {t / args.ids * 1e6:5.1f} µs/run ({t / baseline[way]:4.1f}x)"
+                        for way, t in took.items()
+                    )
                 )
         finally:
             storage.close()

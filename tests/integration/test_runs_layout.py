@@ -1,5 +1,6 @@
 """The `runs` storage layout: fresh stores get small granules and compression blocks, and a data directory created
-with the earlier layout (2,048-row granules, which cannot be ALTERed) still starts and gets the block sizes."""
+with the earlier layout (2,048-row granules, which cannot be ALTERed) still starts, gets the block sizes, and gets
+the runs it holds into `runs_by_start`."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 from storage import Storage, migrations
 
+TENANT, RUN = "00000000-0000-0000-0000-0000000000e1", "00000000-0000-0000-0000-0000000000e2"
 BLOCKS = "min_compress_block_size = 4096, max_compress_block_size = 65536"
 
 
@@ -35,13 +37,16 @@ def test_store_created_with_the_earlier_layout_starts(tmp_path: Path) -> None:
         # Rebuild `runs` as the earlier 0001 created it, and forget that the block sizes were applied.
         runs_ddl = [s for m in migrations.load() if m.version < 40 for s in m.statements()]
         runs_ddl = [s for s in runs_ddl if re.search(r"(CREATE TABLE IF NOT EXISTS|ALTER TABLE) runs\b", s)]
-        client.command("DROP TABLE run_ids_mv SYNC")
-        client.command("DROP TABLE runs SYNC")
+        for table in ("run_ids_mv", "runs_by_start_mv", "runs_by_start", "runs"):
+            client.command(f"DROP TABLE {table} SYNC")
         client.command(re.sub(r"SETTINGS .*$", "SETTINGS index_granularity = 2048", runs_ddl[0], flags=re.S))
         for statement in runs_ddl[1:]:
             client.command(statement)
         client.command(next(s for m in migrations.load() for s in m.statements() if "run_ids_mv" in s))
         client.command("DELETE FROM schema_migrations WHERE version >= 40")
+        client.command(
+            f"INSERT INTO run_ids VALUES ('{TENANT}', '{RUN}', '{TENANT}', '2026-01-01 00:00:00', '{RUN}', 1, 0)"
+        )
     finally:
         storage.close()
 
@@ -50,5 +55,7 @@ def test_store_created_with_the_earlier_layout_starts(tmp_path: Path) -> None:
         assert _runs_settings(storage) == f"index_granularity = 2048, {BLOCKS}"
         versions = storage.clickhouse.client().query("SELECT max(version) FROM schema_migrations FINAL")
         assert versions.result_rows[0][0] == migrations.load()[-1].version
+        located = storage.clickhouse.client().query("SELECT tenant_id, start_time, id FROM runs_by_start")
+        assert [(str(t), str(s), str(i)) for t, s, i in located.result_rows] == [(TENANT, "2026-01-01 00:00:00", RUN)]
     finally:
         storage.close()

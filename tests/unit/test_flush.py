@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ingest import records
-from ingest.flush import Flusher, FlushOptions
+from ingest import derive, records
+from ingest.flush import Flusher, FlushOptions, start_hints
 from schemas.runs import RunOp
 from storage import Storage
-from storage.runs import RunStore, id_sets
+from storage.runs import RunStore, id_sets, windows
 
 TENANT = uuid.UUID(int=0xF1)
 RUNS = 12_000  # more than two lookup chunks
+START = "2026-11-30T10:00:00.000000+00:00"
 
 
 def test_id_sets_chunk_and_refuse_other_text() -> None:
@@ -40,9 +43,12 @@ def test_lookups_without_final_keep_the_newest_version(storage: Storage) -> None
     assert RunStore(storage.clickhouse).pending(TENANT, [a, b, c]) == {a: "a2", c: "c6"}
 
 
-def test_patches_of_a_large_batch_find_their_posts(storage: Storage) -> None:
+@pytest.mark.parametrize("hint", ["none", "start_time", "dotted_order"])
+def test_patches_of_a_large_batch_find_their_posts(storage: Storage, hint: str) -> None:
     """Every patch looks its run up in ClickHouse (nothing cached: the posts were complete); with 12,000 ids
-    in one batch the lookup spans several queries and must still find all of them."""
+    in one batch the lookup spans several queries and must still find all of them, by id (a patch that names no
+    start) or by start time (from the patch's start_time or from its dotted order)."""
+    tenant = uuid.uuid4()
     flusher = Flusher(storage, FlushOptions())
     try:
         ids = [str(uuid.uuid4()) for _ in range(RUNS)]
@@ -54,26 +60,66 @@ def test_patches_of_a_large_batch_find_their_posts(storage: Storage) -> None:
                     "id": run_id,
                     "name": "step",
                     "run_type": "tool",
-                    "start_time": "2026-11-30T10:00:00.000000+00:00",
+                    "start_time": START,
                     "end_time": "2026-11-30T10:00:01.000000+00:00",
                     "session_name": "large-batch",
                 },
             )
             for run_id in ids
         ]
-        flusher([records.encode(TENANT, posts, [])])
-        patches = [RunOp("patch", run_id, {"id": run_id, "outputs": {"n": n}}) for n, run_id in enumerate(ids)]
-        flusher([records.encode(TENANT, patches, [])])
+        flusher([records.encode(tenant, posts, [])])
+        named = {
+            "none": lambda run_id: {},
+            "start_time": lambda run_id: {"start_time": START},
+            "dotted_order": lambda run_id: {"dotted_order": f"20261130T100000000000Z{run_id}"},
+        }[hint]
+        patches = [
+            RunOp("patch", run_id, {"id": run_id, "outputs": {"n": n}, **named(run_id)}) for n, run_id in enumerate(ids)
+        ]
+        flusher([records.encode(tenant, patches, [])])
         rows = (
             storage.clickhouse.client()
             .query(
                 "SELECT name, outputs FROM runs FINAL WHERE tenant_id = {t:UUID} AND NOT is_deleted",
-                parameters={"t": TENANT},
+                parameters={"t": tenant},
             )
             .result_rows
         )
         assert len(rows) == RUNS
-        assert {name for name, _ in rows} == {"step"}, "a patch whose post was not found would be parked"
+        assert RunStore(storage.clickhouse).pending(tenant, ids) == {}, "a patch whose post was not found is parked"
         assert sorted(int(outputs[5:-1]) for _, outputs in rows) == list(range(RUNS))
     finally:
         flusher.close()
+
+
+def test_a_batch_of_close_start_times_is_one_window() -> None:
+    base = datetime(2026, 11, 30, 10, tzinfo=UTC)
+    starts = [base + timedelta(milliseconds=n) for n in range(5_000)]
+    assert windows(reversed(starts)) == [(base - timedelta(seconds=1), starts[-1] + timedelta(seconds=1))]
+
+
+def test_scattered_start_times_are_joined_across_the_smallest_gaps() -> None:
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    starts = [base + timedelta(days=n, seconds=n * n) for n in range(200)] + [base + timedelta(seconds=10)]
+    found = windows(starts)
+    assert 1 < len(found) <= 64
+    assert all(low < high for low, high in found) and found == sorted(found)
+    assert all(high < later for (_, high), (later, _) in itertools.pairwise(found)), "disjoint"
+    for start in starts:
+        assert any(low + timedelta(seconds=1) <= start <= high - timedelta(seconds=1) for low, high in found)
+
+
+def test_start_hints() -> None:
+    run_id, parent = str(uuid.UUID(int=7)), str(uuid.UUID(int=8))
+    dotted = f"20261130T100000123456Z{parent}.20261130T100001000001Z{run_id}"
+    at = datetime(2026, 11, 30, 10, 0, 1, 1, tzinfo=UTC)
+    assert derive.start_hint({"start_time": "2026-11-30T10:00:01.000001"}, run_id) == at, "naive is UTC"
+    assert derive.start_hint({"dotted_order": dotted}, run_id) == at
+    assert derive.segment_start(dotted, parent) == datetime(2026, 11, 30, 10, 0, 0, 123456, tzinfo=UTC)
+    assert derive.start_hint({"start_time": "yesterday", "dotted_order": "x"}, run_id) is None
+    assert derive.segment_start(f"20261399T100000123456Z{run_id}", run_id) is None
+    post, patch = (
+        RunOp(kind, run_id, {"start_time": t})
+        for kind, t in [("post", "2026-01-01T00:00:00+00:00"), ("patch", "2026-02-01T00:00:00+00:00")]
+    )
+    assert start_hints([post, patch]) == start_hints([patch, post]) == {run_id: datetime(2026, 1, 1, tzinfo=UTC)}

@@ -22,11 +22,12 @@ def test_lookup_rows_older_than_the_longest_retention_are_removed(tmp_path: Path
         ages = {"expired": now - 40 * DAY_NS, "kept": now - 20 * DAY_NS, "new": now}  # longest: 30 + 7 days
         ids = {name: str(uuid.uuid4()) for name in ages}
         start = datetime(2026, 1, 1, tzinfo=UTC)
-        client.insert(
-            "run_ids",
-            [[str(TENANT), ids[name], str(TENANT), start, ids[name], version, 0] for name, version in ages.items()],
-            column_names=["tenant_id", "id", "session_id", "start_time", "trace_id", "version", "is_deleted"],
-        )
+        for table in ("run_ids", "runs_by_start"):
+            client.insert(
+                table,
+                [[str(TENANT), ids[name], str(TENANT), start, ids[name], v, 0] for name, v in ages.items()],
+                column_names=["tenant_id", "id", "session_id", "start_time", "trace_id", "version", "is_deleted"],
+            )
         client.insert(
             "pending_runs",
             [[str(TENANT), ids[name], "{}", version, 0] for name, version in ages.items()],
@@ -37,7 +38,7 @@ def test_lookup_rows_older_than_the_longest_retention_are_removed(tmp_path: Path
             return {str(row[0]) for row in client.query(f"SELECT id FROM {table}").result_rows}
 
         storage.retention.expire(storage.blobs)
-        assert left("run_ids") == left("pending_runs") == {ids["kept"], ids["new"]}
+        assert left("run_ids") == left("runs_by_start") == left("pending_runs") == {ids["kept"], ids["new"]}
         client.insert(
             "pending_runs", [[str(TENANT), ids["expired"], "{}", ages["expired"], 0]], column_names=PENDING_COLUMNS
         )
