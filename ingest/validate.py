@@ -8,33 +8,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from schemas import ApiError
+from schemas.jsonutil import CONTAINERS as CONTAINERS  # re-exported: ingest.derive takes it from here
+from schemas.jsonutil import MAX_NESTING, too_deep
 from schemas.runs import CANONICAL_UUID, RUN_TYPES, OpKind, RunOp
 
 _UUID_FIELDS = ("trace_id", "parent_run_id", "session_id", "reference_example_id")
 _TIME_FIELDS = ("start_time", "end_time")
 _DICT_FIELDS = ("inputs", "outputs", "extra", "serialized")
 _STRING_FIELDS = ("name", "dotted_order", "session_name")
-# Nesting of a payload value. Deeper documents parse (orjson reads 1,024 levels) but cannot be stored: orjson
-# writes at most 254 levels and the stdlib fallback overflows the stack, which would fail the batch in the
-# batcher after the ack. Real payloads nest a few dozen levels.
-MAX_NESTING = 200
-# JSON containers, for isinstance: a tuple, as `dict | list` is built anew at every evaluation (4x slower).
-CONTAINERS = (dict, list)
 KNOWN_FIELDS = frozenset(
     {"id", "run_type", "tags", "events", "error", *_UUID_FIELDS, *_TIME_FIELDS, *_DICT_FIELDS, *_STRING_FIELDS}
 )
-
-
-def too_deep(value: Any, limit: int = MAX_NESTING) -> bool:
-    """Whether `value` has more than `limit` levels of nested dicts/lists; level by level, no recursion."""
-    level = [value] if isinstance(value, CONTAINERS) else []
-    depth = 0
-    while level:
-        depth += 1
-        if depth > limit:
-            return True
-        level = [c for v in level for c in (v.values() if isinstance(v, dict) else v) if isinstance(c, CONTAINERS)]
-    return False
 
 
 def shallow(data: bytes, limit: int = MAX_NESTING) -> bool:
@@ -105,6 +89,21 @@ def normalise(kind: OpKind, run_id: Any, fields: dict[str, Any], part: str, *, d
     if fields.get("id") is not None and uuid_text(fields["id"], part, "id") != rid_text:
         raise invalid(part, "id", f"does not match the run id {rid_text} in the part name or path")
     out: dict[str, Any] = {"id": rid_text}
+    out.update(checked_fields(fields, part, depth_checked=depth_checked))
+    if kind == "post":
+        for required in ("name", "run_type"):
+            if required not in out:
+                raise invalid(part, required, "is required")
+        out.setdefault("start_time", format_time(datetime.now(UTC)))
+    if "dotted_order" in out:
+        _check_dotted_order(out["dotted_order"], rid_text, part)
+    return RunOp(kind=kind, run_id=rid_text, fields=out)
+
+
+def checked_fields(fields: dict[str, Any], part: str, *, depth_checked: bool = False) -> dict[str, Any]:
+    """The run fields `normalise` knows, each validated and in its normal form; `id` is left to the caller (an
+    OTLP span's run id is derived from its OTel ids, after its fields are checked)."""
+    out: dict[str, Any] = {}
     for key, value in fields.items():
         if value is None or key not in KNOWN_FIELDS or key == "id":
             continue
@@ -138,14 +137,7 @@ def normalise(kind: OpKind, run_id: Any, fields: dict[str, Any], part: str, *, d
             out[key] = value
         elif key == "error":
             out[key] = value if isinstance(value, str) else str(value)
-    if kind == "post":
-        for required in ("name", "run_type"):
-            if required not in out:
-                raise invalid(part, required, "is required")
-        out.setdefault("start_time", format_time(datetime.now(UTC)))
-    if "dotted_order" in out:
-        _check_dotted_order(out["dotted_order"], rid_text, part)
-    return RunOp(kind=kind, run_id=rid_text, fields=out)
+    return out
 
 
 def _check_nesting(value: Any, part: str, field: str) -> None:

@@ -13,6 +13,13 @@ from typing import Any
 import orjson
 
 _OPTIONS = orjson.OPT_NON_STR_KEYS
+# Nesting of a stored JSON value (run payloads, feedback values). Deeper documents parse (orjson reads 1,024
+# levels) but cannot be stored: orjson writes at most 254 levels and the stdlib fallback overflows the stack,
+# which would fail the batch in the batcher after the ack, or every later read. Real payloads nest a few dozen
+# levels.
+MAX_NESTING = 200
+# JSON containers, for isinstance: a tuple, as `dict | list` is built anew at every evaluation (4x slower).
+CONTAINERS = (dict, list)
 
 
 def loads(data: bytes | str) -> Any:
@@ -25,6 +32,18 @@ def loads(data: bytes | str) -> Any:
             return json.loads(data)  # raises json.JSONDecodeError (a ValueError) on truly malformed input
         except RecursionError:
             raise ValueError("JSON nested too deeply") from None
+
+
+def too_deep(value: Any, limit: int = MAX_NESTING) -> bool:
+    """Whether `value` has more than `limit` levels of nested dicts/lists; level by level, no recursion."""
+    level = [value] if isinstance(value, CONTAINERS) else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > limit:
+            return True
+        level = [c for v in level for c in (v.values() if isinstance(v, dict) else v) if isinstance(c, CONTAINERS)]
+    return False
 
 
 def dumps(value: Any) -> bytes:

@@ -14,6 +14,7 @@ from typing import Any
 
 from ingest.otlp.values import Attrs
 from schemas import jsonutil
+from schemas.jsonutil import CONTAINERS, MAX_NESTING
 from schemas.runs import RUN_TYPES
 
 _JSON_START = frozenset('{["-0123456789tfn')
@@ -123,6 +124,8 @@ def unflatten(attrs: Attrs, prefix: str) -> list[Any]:
     for key in keys:
         node = root
         parts = [int(p) if p.isdecimal() else p for p in key[len(prefix) :].split(".")]
+        if len(parts) > MAX_NESTING:  # the run validation would refuse it too; `_lists` must not recurse that deep
+            raise ValueError(f"attribute {key[:80]!r}... is nested deeper than {MAX_NESTING} levels")
         for part in parts[:-1]:
             child = node.get(part)
             if not isinstance(child, dict):
@@ -414,11 +417,18 @@ def metadata(attrs: Attrs) -> dict[str, Any]:
 
 
 def tags(attrs: Attrs) -> list[str]:
+    """Comma-separated text or an array (JSON text or an OTel array). Runs take a list of strings: numbers and
+    booleans in an array become their JSON text; nulls, objects and arrays name no tag and are dropped."""
     out: list[str] = []
     for key in ("langsmith.span.tags", "tag.tags"):
         value = loads_maybe(attrs.pop(key, None))
         items = value.split(",") if isinstance(value, str) else value if isinstance(value, list) else []
-        out.extend(t for t in (str(i).strip() for i in items) if t and t not in out)
+        for item in items:
+            if item is None or isinstance(item, CONTAINERS):
+                continue
+            tag = (item if isinstance(item, str) else jsonutil.dumps_str(item)).strip()
+            if tag and tag not in out:
+                out.append(tag)
     return out
 
 

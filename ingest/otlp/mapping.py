@@ -22,7 +22,8 @@ from ingest import records
 from ingest.otlp import conventions, ids
 from ingest.otlp.links import TraceKey, TraceLinks
 from ingest.otlp.values import attributes, span_attributes
-from ingest.validate import MAX_NESTING, too_deep
+from ingest.validate import checked_fields
+from schemas import ApiError
 from schemas.runs import RunOp
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -120,6 +121,8 @@ def to_runs(request: ExportTraceServiceRequest, *, project: str | None = None, p
         resource = attributes(resource_spans.resource.attributes)
         runtime = {key: resource[attr] for attr, key in _RUNTIME.items() if attr in resource}
         resource_project = resource.get("openinference.project.name") or resource.get("langsmith.project")
+        if resource_project is not None:
+            resource_project = str(resource_project)  # as a span's own project name is: any value as its text
         for scope_spans in resource_spans.scope_spans:
             scope = scope_spans.scope
             otel_scope = {"name": scope.name, "version": scope.version, "attributes": attributes(scope.attributes)}
@@ -131,6 +134,9 @@ def to_runs(request: ExportTraceServiceRequest, *, project: str | None = None, p
                     continue
                 try:
                     node = _node(span, resource, otel_scope, scope_runtime, project or resource_project)
+                except ApiError as error:  # a run field the LangSmith validation refuses, named in the message
+                    out.reject(error.message)
+                    continue
                 except (TypeError, ValueError, AttributeError) as exc:  # one odd span must not cost the others
                     out.reject(f"span {span.name!r:.80}: cannot be mapped: {exc}")
                     continue
@@ -200,10 +206,7 @@ def _node(
     if span.end_time_unix_nano:
         fields["end_time"] = format_time(to_time(max(span.end_time_unix_nano, span.start_time_unix_nano)))
     if session_id:
-        try:  # the batcher resolves the project by this id: it must be one
-            fields["session_id"] = str(uuid.UUID(session_id))
-        except ValueError:
-            raise ValueError(f"langsmith.trace.session_id {session_id!r:.80} is not a UUID") from None
+        fields["session_id"] = session_id  # the batcher resolves the project by this id: validated as a UUID
     if session_name or (default_project and not session_id):
         fields["session_name"] = session_name or default_project
     if tags := conventions.tags(attrs):
@@ -218,7 +221,7 @@ def _node(
     if serialized := conventions.serialized(attrs):
         fields["serialized"] = serialized
     reference = attrs.pop("langsmith.reference_example_id", None)
-    if isinstance(reference, str) and _is_uuid(reference):
+    if isinstance(reference, str) and _is_uuid(reference):  # one that is not a UUID costs the link, not the span
         fields["reference_example_id"] = reference
     inputs = conventions.inputs(attrs, events, run_type)
     outputs = conventions.outputs(attrs, events)
@@ -255,10 +258,12 @@ def _node(
         extra["invocation_params"] = params
     fields["extra"] = extra
     fields["events"] = [e for e in events if e["name"] not in _MESSAGE_EVENTS]
-    for key in ("inputs", "outputs", "extra", "events", "serialized"):
-        if too_deep(fields.get(key)):  # JSON text in attributes can nest deeper than storage can write
-            raise ValueError(f"{key} is nested deeper than {MAX_NESTING} levels")
-    return Node(span.trace_id, span.span_id, span.parent_span_id, start, fields)
+    # The guarantees of a LangSmith op, from the same code: JSON text in attributes can nest deeper than storage
+    # writes, a project or example id can come in any UUID form. The run's own ids and dotted order are added
+    # later, from the OTel ids, already canonical.
+    return Node(
+        span.trace_id, span.span_id, span.parent_span_id, start, checked_fields(fields, f"span {span.name!r:.80}")
+    )
 
 
 def _error(span: Span, events: list[dict[str, Any]]) -> str | None:

@@ -377,6 +377,42 @@ def test_bad_requests(srv: Server) -> None:
     runs_of_trace(srv, uuid.UUID(trace), 1)
 
 
+def test_odd_spans_are_normalised_or_rejected_one_by_one(srv: Server) -> None:
+    """Spans the LangSmith validation would refuse as they are: coerced where a value has a sensible normal form,
+    else rejected one by one with the reason in `partial_success` while the request's other spans are stored."""
+    trace, root = new_trace_id(), new_span_id()
+    example = uuid.UUID(int=0xABCDEF)
+    unknown_kinds = {"langsmith.span.kind": "nonsense", "openinference.span.kind": ["LLM"]}
+    children = {
+        "odd-tags": {"langsmith.span.tags": '[" a ", 2, null, {"b": 1}]'},
+        "odd-example": {"langsmith.reference_example_id": "{" + str(example).upper() + "}"},
+        "odd-metadata": {"langsmith.metadata.items": '[1, {"a": null}]', "input.value": "42"},
+        "too-deep": {"input.value": "[" * 1000 + "]" * 1000},
+        "too-many-segments": {"gen_ai.prompt.0" + ".a" * 5000: "x"},  # overflowed the stack, losing the request
+    }
+    spans = [span(trace, root, "odd-root", unknown_kinds)]
+    spans += [span(trace, new_span_id(), name, attrs, parent=root) for name, attrs in children.items()]
+    response = httpx.post(
+        f"{srv.url}/otel/v1/traces",
+        content=request(spans, {"langsmith.project": 7}),
+        headers={"content-type": "application/json"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    partial = response.json()["partialSuccess"]
+    assert partial["rejectedSpans"] == "2"
+    assert "span 'too-deep': inputs is nested deeper than 200 levels" in partial["errorMessage"]
+    assert "span 'too-many-segments':" in partial["errorMessage"]
+
+    runs = runs_of_trace(srv, uuid.UUID(trace), 4)
+    assert runs["odd-root"]["run_type"] == "chain"
+    assert runs["odd-tags"]["tags"] == ["a", "2"]
+    assert runs["odd-example"]["reference_example_id"] == str(example)
+    assert runs["odd-metadata"]["extra"]["metadata"]["items"] == [1, {"a": None}]
+    assert runs["odd-metadata"]["inputs"] == {"input": 42}
+    expect_project(runs["odd-root"], "7")  # a resource project name that is not text, as its text
+
+
 def test_projects_by_name(srv: Server) -> None:
     """Last in the module: stops the server to read the projects table in-process (one chDB user at a time)."""
     assert {"otel-SimpleSpanProcessor", "ls-otel-only", "openinference", "default"} <= set(PROJECTS.values())

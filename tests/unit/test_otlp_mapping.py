@@ -6,9 +6,13 @@ import uuid
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from ingest.otlp import Encoding, TraceLinks, map_request, parse
+from ingest.otlp import Encoding, Mapped, TraceLinks, map_request, parse
 from ingest.validate import normalise
+from schemas import jsonutil
+from schemas.jsonutil import MAX_NESTING
 from schemas.runs import RunOp
 from tests.otlp_payloads import new_span_id, new_trace_id, request, span
 
@@ -293,6 +297,12 @@ def test_genai_json_messages_and_events() -> None:
         ({"gen_ai.tool.name": "search"}, "tool"),
         ({"llm.request.type": "embedding"}, "embedding"),
         ({}, "chain"),
+        # kinds no table knows, or that are not text, make a chain run (as LangSmith's converter does)
+        ({"langsmith.span.kind": "nonsense"}, "chain"),
+        ({"langsmith.span.kind": ["llm"]}, "chain"),
+        ({"openinference.span.kind": 5}, "chain"),
+        ({"traceloop.span.kind": "weird"}, "chain"),
+        ({"gen_ai.operation.name": True}, "chain"),
     ],
 )
 def test_run_type_precedence(attributes: dict[str, Any], expected: str) -> None:
@@ -361,7 +371,7 @@ def test_invalid_spans_are_rejected_and_the_rest_kept() -> None:
     assert [op.fields["name"] for op in mapped.ops] == ["good"]
     assert mapped.rejected == 4
     assert "trace_id" in mapped.notes[0] and "span_id" in mapped.notes[1] and "start_time" in mapped.notes[2]
-    assert "session_id 'not-a-uuid' is not a UUID" in mapped.notes[3]
+    assert "session_id is not a valid UUID: 'not-a-uuid'" in mapped.notes[3]
 
 
 def test_ops_are_valid_run_ops() -> None:
@@ -369,3 +379,162 @@ def test_ops_are_valid_run_ops() -> None:
     op = RunOp("post", uuid.UUID(run["id"]), run)
     assert normalise(op.kind, op.run_id, op.fields, "otlp").fields == run
     assert run["reference_example_id"] == str(uuid.UUID(int=9))
+
+
+def nested(levels: int) -> str:
+    """JSON text of `levels` nested arrays."""
+    return "[" * levels + "]" * levels
+
+
+def map_spans(spans: list[dict[str, Any]], **resource: Any) -> Mapped:
+    return map_request(parse(request(spans, resource), Encoding.JSON), tenant_id=TENANT, links=TraceLinks())
+
+
+@pytest.mark.parametrize(
+    ("attributes", "field"),
+    [
+        ({"input.value": nested(MAX_NESTING + 1)}, "inputs"),
+        ({"gen_ai.prompt": '{"a": ' + nested(MAX_NESTING) + "}"}, "inputs"),
+        ({"gen_ai.input.messages": nested(MAX_NESTING + 1)}, "inputs"),
+        ({"output.value": nested(1000)}, "outputs"),
+        ({"langsmith.metadata.k": nested(MAX_NESTING)}, "extra"),
+        ({"metadata": '{"a": ' + nested(MAX_NESTING) + "}"}, "extra"),
+        ({"llm.invocation_parameters": '{"a": ' + nested(MAX_NESTING) + "}"}, "extra"),
+        ({"langsmith.usage_metadata": '{"a": ' + nested(MAX_NESTING) + "}"}, "extra"),
+    ],
+)
+def test_json_text_nested_too_deep_rejects_that_span_only(attributes: dict[str, Any], field: str) -> None:
+    """The run validation's own message, as a LangSmith op nested too deep gets it; the request's other spans
+    are kept."""
+    trace = new_trace_id()
+    mapped = map_spans([span(trace, new_span_id(), "kept"), span(trace, new_span_id(), "deep", attributes)])
+    assert [op.fields["name"] for op in mapped.ops] == ["kept"]
+    assert (mapped.rejected, mapped.notes) == (1, [f"span 'deep': {field} is nested deeper than {MAX_NESTING} levels"])
+
+
+def test_json_text_nested_up_to_the_limit_is_kept() -> None:
+    run = one({"input.value": '{"a": ' + nested(MAX_NESTING - 1) + "}"})
+    assert run["inputs"]["a"] == jsonutil.loads(nested(MAX_NESTING - 1))
+
+
+def test_indexed_attribute_nested_too_deep_rejects_that_span_only() -> None:
+    """A key of thousands of segments used to overflow the stack while its value was rebuilt, failing the
+    whole request."""
+    trace = new_trace_id()
+    deep = {"gen_ai.prompt.0" + ".a" * 5000: "x"}
+    mapped = map_spans([span(trace, new_span_id(), "kept"), span(trace, new_span_id(), "deep", deep)])
+    assert [op.fields["name"] for op in mapped.ops] == ["kept"]
+    assert mapped.rejected == 1 and f"is nested deeper than {MAX_NESTING} levels" in mapped.notes[0]
+
+
+@pytest.mark.parametrize(
+    ("attributes", "field", "expected"),
+    [
+        ({"input.value": "42"}, "inputs", {"input": 42}),
+        ({"input.value": "[1, 2]"}, "inputs", {"input": [1, 2]}),
+        ({"input.value": "null"}, "inputs", {"input": None}),
+        ({"input.value": nested(2000)}, "inputs", {"input": nested(2000)}),  # beyond any parser: kept as text
+        ({"gen_ai.prompt": "[1]"}, "inputs", {"input": [1]}),
+        ({"gen_ai.input.messages": "3"}, "inputs", {"messages": ["3"]}),
+        ({"output.value": "true"}, "outputs", {"output": True}),
+        ({"gen_ai.completion": '"text"'}, "outputs", {"output": "text"}),
+    ],
+)
+def test_json_text_that_is_not_an_object_is_wrapped(attributes: dict[str, Any], field: str, expected: Any) -> None:
+    assert one(attributes)[field] == expected
+
+
+def test_tags_are_strings() -> None:
+    """Numbers and booleans become their JSON text; nulls, objects and arrays are not tags."""
+    run = one({"langsmith.span.tags": '[" a ", 2, true, null, {"b": 1}, ["c"], "a", ""]'})
+    assert run["tags"] == ["a", "2", "true"]
+    assert one({"tag.tags": [1, "x", 1.5, False]})["tags"] == ["1", "x", "1.5", "false"]
+    for odd in ('{"a": 1}', nested(MAX_NESTING + 5), 7):
+        assert "tags" not in one({"langsmith.span.tags": odd}), odd
+
+
+def test_metadata_values_of_any_type_are_kept_as_json() -> None:
+    run = one(
+        {
+            "langsmith.metadata.n": 1.5,
+            "langsmith.metadata.items": '[1, {"a": null}]',
+            "langsmith.metadata.flag": False,
+            "metadata": "[1, 2]",  # not an object: names no keys
+            "http.codes": [200, 404],
+            "user.id": 7,
+        }
+    )
+    metadata = run["extra"]["metadata"]
+    assert metadata == {"n": 1.5, "items": [1, {"a": None}], "flag": False, "http.codes": [200, 404], "user_id": 7}
+
+
+def test_ids_and_project_names_take_their_normal_form() -> None:
+    example = uuid.UUID(int=9)
+    for text in ("{" + str(example).upper() + "}", example.hex, f"urn:uuid:{example}"):
+        assert one({"langsmith.reference_example_id": text})["reference_example_id"] == str(example), text
+    assert "reference_example_id" not in one({"langsmith.reference_example_id": "not-a-uuid"})
+    named = run_map([span(new_trace_id(), new_span_id(), "r")], **{"openinference.project.name": 7})
+    assert named["r"]["session_name"] == "7"
+
+
+UPPER_UUID = uuid.UUID(int=0xABCDEF)
+_ATTRIBUTE_KEYS = [
+    "langsmith.span.kind",
+    "openinference.span.kind",
+    "traceloop.span.kind",
+    "gen_ai.operation.name",
+    "llm.request.type",
+    "langsmith.span.tags",
+    "tag.tags",
+    "langsmith.trace.name",
+    "langsmith.trace.session_name",
+    "langsmith.reference_example_id",
+    "input.value",
+    "output.value",
+    "gen_ai.prompt",
+    "gen_ai.completion",
+    "gen_ai.input.messages",
+    "gen_ai.system_instructions",
+    "traceloop.entity.input",
+    "gen_ai.prompt.0.content",
+    "gen_ai.prompt.0.1",
+    "llm.input_messages.0.message.contents",
+    "retrieval.documents.0.document.metadata",
+    "metadata",
+    "langsmith.metadata.k",
+    "langsmith.usage_metadata",
+    "gen_ai.usage.input_tokens",
+    "gen_ai.usage.input_token_details",
+    "llm.invocation_parameters",
+    "gen_ai.request.model",
+    "session.id",
+]
+_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=8)
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | _TEXT,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_TEXT, inner, max_size=3),
+    max_leaves=8,
+)
+_INT64 = st.integers(-(2**63), 2**63 - 1)  # an OTel int attribute
+_VALUES = st.one_of(
+    _TEXT,
+    _INT64,
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.booleans(),
+    st.lists(_INT64 | _TEXT, max_size=3),
+    _JSON.map(jsonutil.dumps_str),
+    st.integers(MAX_NESTING - 3, MAX_NESTING + 3).map(nested),
+    st.sampled_from(["LLM", "llm", "TOOL", "chat", "[]", "{}", str(UPPER_UUID).upper(), f"{{{UPPER_UUID}}}"]),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(st.sampled_from(_ATTRIBUTE_KEYS), _VALUES, max_size=6))
+def test_any_attributes_give_a_valid_run_or_a_rejected_span(attributes: dict[str, Any]) -> None:
+    """Whatever the attributes, the span becomes a run exactly as the LangSmith validation leaves it, or is
+    rejected with a reason; never an error that would cost the request."""
+    mapped = map_spans([span(new_trace_id(), new_span_id(), "s", attributes)])
+    assert len(mapped.ops) + mapped.rejected == 1
+    for op in mapped.ops:
+        assert normalise(op.kind, op.run_id, op.fields, "otlp").fields == op.fields
+    assert len(mapped.notes) == mapped.rejected
