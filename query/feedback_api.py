@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from query.run_reads import JsonBody, json_response
+from query.run_reads import JSON_BODY, JsonBody, json_response
 from schemas import ApiError, Tenant
 from schemas.feedback import source_type
 from schemas.tenancy import current_tenant
@@ -52,7 +52,7 @@ def router(storage: Storage) -> APIRouter:
     repo = storage.feedback
     tokens = FeedbackTokens(storage.clickhouse)
 
-    @api.post("/feedback", summary="Create feedback (stored even before its run arrives)")
+    @api.post("/feedback", summary="Create feedback (stored even before its run arrives)", openapi_extra=JSON_BODY)
     def create_feedback(tenant: CurrentTenant, body: JsonBody) -> Response:
         (stored,) = repo.ingest(tenant.id, [body])
         return json_response(feedback_json(stored))
@@ -83,7 +83,9 @@ def router(storage: Storage) -> APIRouter:
         return json_response([feedback_json(f) for f in found])
 
     # Token routes come before /feedback/{feedback_id}, which would otherwise claim "tokens" as an id.
-    @api.post("/feedback/tokens", summary="Create presigned feedback tokens (one object or a list)")
+    @api.post(
+        "/feedback/tokens", summary="Create presigned feedback tokens (one object or a list)", openapi_extra=JSON_BODY
+    )
     def create_tokens(tenant: CurrentTenant, request: Request, body: JsonBody) -> Response:
         specs = body if isinstance(body, list) else [body]
         created = []
@@ -132,7 +134,7 @@ def router(storage: Storage) -> APIRouter:
         (stored,) = repo.ingest(token["tenant_id"], [item])
         return json_response(feedback_json(stored))
 
-    @api.post("/feedback/tokens/{token_id}", summary="Leave feedback with a token (no auth)")
+    @api.post("/feedback/tokens/{token_id}", summary="Leave feedback with a token (no auth)", openapi_extra=JSON_BODY)
     def feedback_with_token(token_id: uuid.UUID, body: JsonBody) -> Response:
         if not isinstance(body, dict):
             raise ApiError(422, "the body must be a JSON object")
@@ -155,7 +157,7 @@ def router(storage: Storage) -> APIRouter:
             raise ApiError(404, f"feedback {feedback_id} not found")
         return json_response(feedback_json(found))
 
-    @api.patch("/feedback/{feedback_id}", summary="Update feedback (null clears a field)")
+    @api.patch("/feedback/{feedback_id}", summary="Update feedback (null clears a field)", openapi_extra=JSON_BODY)
     def update_feedback(tenant: CurrentTenant, feedback_id: uuid.UUID, body: JsonBody) -> Response:
         if not isinstance(body, dict):
             raise ApiError(422, "the body must be a JSON object")

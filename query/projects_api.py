@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from query.run_reads import JsonBody, json_response
+from query.run_reads import JSON_BODY, JsonBody, json_response
 from schemas import ApiError, Tenant, jsonutil
 from schemas.projects import DEFAULT_PROJECT_NAME, Project
 from schemas.tenancy import current_tenant
@@ -120,7 +120,9 @@ def router(storage: Storage) -> APIRouter:
             raise ApiError(404, f"project {project_id} not found", detail={"project_id": str(project_id)})
         return project
 
-    @api.post("/sessions", summary="Create a project (409 when the name exists, unless upsert)")
+    @api.post(
+        "/sessions", summary="Create a project (409 when the name exists, unless upsert)", openapi_extra=JSON_BODY
+    )
     def create_project(tenant: CurrentTenant, body: JsonBody, upsert: bool = False) -> Response:
         body = _object(body)
         name = _name(body.get("name"))
@@ -183,7 +185,7 @@ def router(storage: Storage) -> APIRouter:
     def read_project(tenant: CurrentTenant, project_id: uuid.UUID, include_stats: bool = False) -> Response:
         return json_response(with_stats(tenant.id, [existing(tenant, project_id)], include_stats)[0])
 
-    @api.patch("/sessions/{project_id}", summary="Update a project (null means unchanged)")
+    @api.patch("/sessions/{project_id}", summary="Update a project (null means unchanged)", openapi_extra=JSON_BODY)
     def update_project(tenant: CurrentTenant, project_id: uuid.UUID, body: JsonBody) -> Response:
         body = _object(body)
         project = existing(tenant, project_id)

@@ -6,7 +6,7 @@ import uuid
 
 from fastapi import APIRouter, Response
 
-from query.run_reads import CurrentTenant, JsonBody, RunReads, json_response
+from query.run_reads import OPTIONAL_JSON_BODY, CurrentTenant, JsonBody, RunReads, json_response
 from query.run_search import RunQuery
 from query.signing import attachment_path
 from schemas import ApiError, jsonutil
@@ -17,7 +17,11 @@ from storage.run_queries import TRACE_CLOCK_SKEW
 def router(reads: RunReads) -> APIRouter:
     api = APIRouter(tags=["runs"])
 
-    @api.post("/runs/query", summary="Runs matching arguments and filters, newest first, keyset-paginated")
+    @api.post(
+        "/runs/query",
+        summary="Runs matching arguments and filters, newest first, keyset-paginated",
+        openapi_extra=OPTIONAL_JSON_BODY,
+    )
     def query_runs(tenant: CurrentTenant, body: JsonBody = None) -> Response:
         q = RunQuery.parse_body(body if body is not None else {})
         page = reads.search.page(tenant.id, q)

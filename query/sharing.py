@@ -11,7 +11,7 @@ import uuid
 
 from fastapi import APIRouter, Response
 
-from query.run_reads import CurrentTenant, JsonBody, RunReads, json_response
+from query.run_reads import OPTIONAL_JSON_BODY, CurrentTenant, JsonBody, RunReads, json_response
 from query.run_search import RunQuery
 from schemas import ApiError
 from storage.run_shares import RunShare, RunShareRepository
@@ -27,7 +27,11 @@ def router(reads: RunReads) -> APIRouter:
             raise ApiError(404, "share link not found")
         return share
 
-    @api.put("/runs/{run_id}/share", summary="Share a run publicly; returns the share token")
+    @api.put(
+        "/runs/{run_id}/share",
+        summary="Share a run publicly; returns the share token",
+        openapi_extra=OPTIONAL_JSON_BODY,
+    )
     def share_run(tenant: CurrentTenant, run_id: uuid.UUID, body: JsonBody = None) -> Response:
         found = reads.reader.locate(tenant.id, [run_id])
         if not found:
@@ -69,7 +73,9 @@ def router(reads: RunReads) -> APIRouter:
     def public_trace_run(token: uuid.UUID, run_id: uuid.UUID) -> Response:
         return public_run(shared(token), run_id)
 
-    @api.post("/public/{token}/runs/query", summary="Runs of the shared trace (no auth)")
+    @api.post(
+        "/public/{token}/runs/query", summary="Runs of the shared trace (no auth)", openapi_extra=OPTIONAL_JSON_BODY
+    )
     def public_query(token: uuid.UUID, body: JsonBody = None) -> Response:
         share = shared(token)
         q = RunQuery.parse_body(body if body is not None else {})

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Response
 
-from query.run_reads import JsonBody, json_response
+from query.run_reads import JSON_BODY, JsonBody, json_response
 from query.run_search import RunQuery, RunSearch
 from schemas import ApiError, Tenant
 from schemas.tenancy import current_tenant
@@ -34,7 +34,7 @@ def router(storage: Storage) -> APIRouter:
     stats = RunStats(storage.clickhouse)
     deleter = Deleter(storage.clickhouse, storage.blobs)
 
-    @api.post("/runs/stats", summary="Statistics of the runs a runs-query body selects")
+    @api.post("/runs/stats", summary="Statistics of the runs a runs-query body selects", openapi_extra=JSON_BODY)
     def run_stats(tenant: CurrentTenant, body: JsonBody) -> Response:
         built = search.where(tenant.id, RunQuery.parse_body(body if body is not None else {}))
         where, params = built if built is not None else ("0", {})
@@ -42,7 +42,7 @@ def router(storage: Storage) -> APIRouter:
         out["feedback_stats"] = storage.feedback.stats_by_key(tenant.id, _runs_subquery(where), params)
         return json_response(out)
 
-    @api.post("/feedback/stats", summary="Feedback statistics per key over time buckets")
+    @api.post("/feedback/stats", summary="Feedback statistics per key over time buckets", openapi_extra=JSON_BODY)
     def feedback_stats(tenant: CurrentTenant, body: JsonBody) -> Response:
         if not isinstance(body, dict):
             raise ApiError(422, "the body must be a JSON object")
@@ -76,7 +76,11 @@ def router(storage: Storage) -> APIRouter:
             ]
         )
 
-    @api.post("/runs/delete", summary="Delete traces of a project, or runs by metadata, with feedback and blobs")
+    @api.post(
+        "/runs/delete",
+        summary="Delete traces of a project, or runs by metadata, with feedback and blobs",
+        openapi_extra=JSON_BODY,
+    )
     def delete_runs(tenant: CurrentTenant, body: JsonBody) -> Response:
         if not isinstance(body, dict):
             raise ApiError(422, "the body must be a JSON object")

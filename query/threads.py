@@ -18,7 +18,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from query.filter import Params
-from query.run_reads import CurrentTenant, JsonBody, RunReads, json_response
+from query.run_reads import OPTIONAL_JSON_BODY, CurrentTenant, JsonBody, RunReads, json_response
 from query.run_search import MAX_LIMIT, RunQuery, UtcTime, UuidList, compile_argument
 from query.serialize import iso
 from schemas import ApiError, jsonutil
@@ -56,7 +56,9 @@ def _decode_cursor(text: str) -> tuple[datetime, str]:
 def router(reads: RunReads) -> APIRouter:
     api = APIRouter(tags=["threads"])
 
-    @api.post("/threads/query", summary="Threads of projects, most recent activity first")
+    @api.post(
+        "/threads/query", summary="Threads of projects, most recent activity first", openapi_extra=OPTIONAL_JSON_BODY
+    )
     def query_threads(tenant: CurrentTenant, body: JsonBody = None) -> Response:
         try:
             q = ThreadQuery.model_validate({k: v for k, v in (body or {}).items() if v is not None})

@@ -1,17 +1,20 @@
 """Feedback as the SDK sends it (protocol §8), validated into the stored form.
 
 Categorical feedback keeps its label in `value`, numeric feedback its number in `score`. `value` and
-`correction` may be any JSON and are stored as JSON text.
+`correction` may be any JSON and are stored as JSON text, nested at most `jsonutil.MAX_NESTING` levels as run
+payloads are (deeper ones fail to be written, or to be read back).
 """
 
 from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from schemas.errors import ApiError
+from schemas.jsonutil import MAX_NESTING, too_deep
 
 SOURCE_TYPES = frozenset({"api", "model", "app"})
 MAX_KEY_CHARS = 1024
@@ -67,9 +70,15 @@ def _text(value: Any, field: str) -> str | None:
     raise _invalid(field, "must be a string or null")
 
 
+def _json(value: Any, field: str) -> Any:
+    if too_deep(value):
+        raise _invalid(field, f"is nested deeper than {MAX_NESTING} levels")
+    return value
+
+
 def _object(value: Any, field: str) -> dict[str, Any] | None:
     if value is None or isinstance(value, dict):
-        return value
+        return _json(value, field)
     raise _invalid(field, "must be a JSON object or null")
 
 
@@ -77,9 +86,15 @@ def validate_patch(changes: Any) -> dict[str, Any]:
     """The PATCH /feedback/{id} fields present in `changes`, checked like a new item's; others are ignored."""
     if not isinstance(changes, dict):
         raise _invalid("body", "must be a JSON object")
-    checks = {"score": score_of, "comment": lambda v: _text(v, "comment")}
-    checks["feedback_config"] = lambda v: _object(v, "feedback_config")
-    return {key: checks.get(key, lambda v: v)(changes[key]) for key in PATCHABLE if key in changes}
+    checks: dict[str, Callable[[Any], Any]] = {
+        "score": score_of,
+        "value": lambda v: _json(v, "value"),
+        "comment": lambda v: _text(v, "comment"),
+        "correction": lambda v: _json(v, "correction"),
+        "feedback_config": lambda v: _object(v, "feedback_config"),
+        "extra": lambda v: _json(v, "extra"),
+    }
+    return {key: checks[key](changes[key]) for key in PATCHABLE if key in changes}
 
 
 def validate_feedback(item: Any) -> dict[str, Any]:
@@ -100,9 +115,9 @@ def validate_feedback(item: Any) -> dict[str, Any]:
         "session_id": _uuid(item.get("session_id") or item.get("project_id"), "session_id"),
         "key": key,
         "score": score_of(item.get("score")),
-        "value": item.get("value"),
+        "value": _json(item.get("value"), "value"),
         "comment": _text(item.get("comment"), "comment"),
-        "correction": item.get("correction"),
+        "correction": _json(item.get("correction"), "correction"),
         "feedback_source": {
             "type": source_type(source.get("type")),
             "metadata": _object(source.get("metadata"), "feedback_source.metadata") or {},
@@ -110,7 +125,7 @@ def validate_feedback(item: Any) -> dict[str, Any]:
             "user_name": _text(source.get("user_name"), "feedback_source.user_name"),
         },
         "feedback_config": _object(item.get("feedback_config"), "feedback_config"),
-        "extra": item.get("extra"),
+        "extra": _json(item.get("extra"), "extra"),
         "error": bool(item.get("error")),
         "comparative_experiment_id": _uuid(item.get("comparative_experiment_id"), "comparative_experiment_id"),
         "feedback_group_id": _uuid(item.get("feedback_group_id"), "feedback_group_id"),

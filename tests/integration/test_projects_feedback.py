@@ -15,6 +15,7 @@ from langsmith.schemas import FeedbackSourceType
 from langsmith.utils import LangSmithConflictError, LangSmithNotFoundError
 
 from schemas import DEFAULT_TENANT_ID, jsonutil
+from schemas.jsonutil import MAX_NESTING
 from storage import Storage
 from tests.support import Server, wait_for
 
@@ -377,3 +378,89 @@ def test_a_bad_multipart_feedback_part_rejects_its_request(server: Server) -> No
     assert httpx.post(f"{server.url}/runs/multipart", files=files).status_code == 202
     stored_feedback = wait_for(lambda: httpx.get(f"{server.url}/feedback/{feedback_id}").json().get("comment"))
     assert stored_feedback == "text"
+
+
+def nested(levels: int) -> str:
+    """JSON text of `levels` nested arrays."""
+    return "[" * levels + "]" * levels
+
+
+DEEP_FEEDBACK = [  # (field named in the error, JSON text of the members that nest too deep)
+    ("value", f'"value": {nested(1000)}'),
+    ("correction", f'"correction": {nested(MAX_NESTING + 1)}'),
+    ("extra", f'"extra": {{"a": {nested(1000)}}}'),
+    ("feedback_config", f'"feedback_config": {{"a": {nested(1000)}}}'),
+    ("feedback_source", f'"feedback_source": {{"metadata": {{"a": {nested(1000)}}}}}'),
+]
+
+
+def feedback_text(feedback_id: str, run_id: str, members: str) -> bytes:
+    return f'{{"id": "{feedback_id}", "run_id": "{run_id}", "key": "deep", {members}}}'.encode()
+
+
+@pytest.mark.parametrize(("field", "members"), DEEP_FEEDBACK)
+def test_feedback_nested_too_deep_is_a_422_naming_the_field(server: Server, field: str, members: str) -> None:
+    """Such feedback used to be stored and then fail every read of its run's feedback (or, 1,000 levels deep,
+    to get FastAPI's bare 400; in a multipart part, to be acknowledged and then refused by storage)."""
+    run_id, feedback_id = str(uuid.uuid4()), str(uuid.uuid4())
+    body = feedback_text(feedback_id, run_id, members)
+    direct = httpx.post(f"{server.url}/feedback", content=body, headers={"content-type": "application/json"})
+    assert direct.status_code == 422, direct.text
+    assert direct.json() == {
+        "error": f"feedback {field} is nested deeper than {MAX_NESTING} levels",
+        "status": 422,
+        "detail": {"field": field},
+    }
+    part = f"feedback.{feedback_id}"
+    multipart = httpx.post(f"{server.url}/runs/multipart", files=[(part, (None, body, "application/json"))])
+    assert multipart.status_code == 422, multipart.text
+    assert multipart.json()["detail"] == {"part": part, "field": field}
+    assert f"{field} is nested deeper than {MAX_NESTING} levels" in multipart.json()["error"]
+
+    # Nothing was stored: feedback of the same run sent after it is, and is the run's only feedback.
+    good = str(uuid.uuid4())
+    files = [
+        (f"feedback.{good}", (None, jsonutil.dumps({"id": good, "run_id": run_id, "key": "k"}), "application/json"))
+    ]
+    assert httpx.post(f"{server.url}/runs/multipart", files=files).status_code == 202
+    listed = wait_for(lambda: httpx.get(f"{server.url}/feedback", params={"run": run_id}).json(), what="good")
+    assert [f["id"] for f in listed] == [good]
+    assert httpx.get(f"{server.url}/feedback/{feedback_id}").status_code == 404
+
+
+def test_feedback_updates_nested_too_deep_are_422_and_change_nothing(server: Server) -> None:
+    run_id = str(uuid.uuid4())
+    feedback = httpx.post(f"{server.url}/feedback", json={"run_id": run_id, "key": "k", "value": 1}).json()
+    for field in ("value", "correction", "extra"):
+        body = f'{{"{field}": {nested(1000)}}}'.encode()
+        response = httpx.patch(
+            f"{server.url}/feedback/{feedback['id']}", content=body, headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 422 and response.json()["detail"] == {"field": field}, response.text
+    assert httpx.get(f"{server.url}/feedback/{feedback['id']}").json() == feedback
+    token = httpx.post(f"{server.url}/feedback/tokens", json={"run_id": run_id, "feedback_key": "t"}).json()
+    with_token = httpx.post(
+        f"{server.url}/feedback/tokens/{token['id']}",
+        content=f'{{"value": {nested(1000)}}}'.encode(),
+        headers={"content-type": "application/json"},
+    )
+    assert with_token.status_code == 422 and with_token.json()["detail"] == {"field": "value"}, with_token.text
+    assert [f["id"] for f in httpx.get(f"{server.url}/feedback", params={"run": run_id}).json()] == [feedback["id"]]
+
+
+def test_feedback_nested_up_to_the_limit_is_stored_and_read_back(server: Server) -> None:
+    run_id = str(uuid.uuid4())
+    value = jsonutil.loads(nested(MAX_NESTING))
+    created = httpx.post(f"{server.url}/feedback", json={"run_id": run_id, "key": "k", "value": value})
+    assert created.status_code == 200, created.text
+    assert httpx.get(f"{server.url}/feedback/{created.json()['id']}").json()["value"] == value
+    assert httpx.get(f"{server.url}/feedback", params={"run": run_id}).json()[0]["value"] == value
+
+
+def test_json_bodies_beyond_any_parser_get_the_api_error_shape(server: Server) -> None:
+    """Deeper than orjson reads (1,024 levels): the body cannot name a field, but the answer is the API's."""
+    body = feedback_text(str(uuid.uuid4()), str(uuid.uuid4()), f'"value": {nested(2000)}')
+    for path in ("/feedback", "/runs/query"):
+        response = httpx.post(f"{server.url}{path}", content=body, headers={"content-type": "application/json"})
+        assert response.status_code == 422, response.text
+        assert response.json()["detail"] == {"part": "body"} and "invalid JSON" in response.json()["error"]
