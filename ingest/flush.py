@@ -76,6 +76,26 @@ class Lru(Generic[K, V]):
 RunKey = tuple[str, str]  # (tenant id, run id) as canonical UUID text
 
 
+@dataclass(slots=True)
+class RunWrite:
+    """One tenant's runs of a batch, merged into rows, not yet written."""
+
+    tenant: str
+    rows: list[list[Any]]
+    pending_rows: list[list[Any]]
+    uploads: list[tuple[str, bytes, str, bool]]
+    finished: dict[str, dict[str, Any]]  # the states written, for the cache
+    changed: list[dict[str, Any]]  # stored runs whose dotted order changed: their children must follow
+
+
+@dataclass(slots=True)
+class Staged:
+    """A batch merged into rows, not yet written (`Flusher.stage`)."""
+
+    runs: list[tuple[uuid.UUID, RunWrite]]
+    feedback: dict[uuid.UUID, list[dict[str, Any]]]
+
+
 class Flusher:
     def __init__(self, storage: Storage, options: FlushOptions) -> None:
         self.storage = storage
@@ -86,28 +106,71 @@ class Flusher:
         # one arrives, those children's dotted orders are derived again. In memory: after a restart such
         # children keep a dotted order rooted at themselves (parent_run_id is still right).
         self.awaited: Lru[RunKey, bool] = Lru(100_000)
+        # States of batches staged but not settled yet: the next batch is staged while this one is written, and
+        # must merge onto these, which are neither in the cache nor (for certain) in storage yet.
+        self.staged: dict[RunKey, dict[str, Any]] = {}
         self._uploads = ThreadPoolExecutor(max_workers=options.upload_threads, thread_name_prefix="blob-upload")
 
     def close(self) -> None:
         self._uploads.shutdown(wait=True)
 
     def __call__(self, batch: list[bytes]) -> None:
+        """Store a batch at once: stage, write, settle."""
+        staged = self.stage(batch)
+        try:
+            self.write(staged)
+        except Exception:
+            self.discard(staged)
+            raise
+        self.settle(staged)
+
+    def stage(self, batch: list[bytes]) -> Staged:
+        """Decode a batch and merge it into rows, without writing: the CPU half of a flush, which the batcher
+        overlaps with the write of the batch before. Merges onto states of batches staged before it, then the
+        cache, then storage."""
         ops_by_tenant: dict[uuid.UUID, list[RunOp]] = defaultdict(list)
         feedback_by_tenant: dict[uuid.UUID, list[dict[str, Any]]] = defaultdict(list)
         for record in batch:
             tenant_id, ops, feedback = records.decode(record)
             ops_by_tenant[tenant_id].extend(ops)
             feedback_by_tenant[tenant_id].extend(feedback)
-        for tenant_id, ops in ops_by_tenant.items():
-            changed = self._write_runs(tenant_id, ops, starts=start_hints(ops))
-            for _depth in range(_MAX_DEPTH):  # descendants follow a dotted order that changed
+        staged = Staged([], {tenant_id: items for tenant_id, items in feedback_by_tenant.items() if items})
+        try:
+            for tenant_id, ops in ops_by_tenant.items():
+                staged.runs.append((tenant_id, self._stage_runs(tenant_id, ops, starts=start_hints(ops))))
+        except Exception:
+            self.discard(staged)  # the tenants staged before the one that failed
+            raise
+        return staged
+
+    @staticmethod
+    def exclusive(staged: Staged) -> bool:
+        """Whether settling this batch writes more (the children of runs whose dotted order changed): then the
+        next batch must be staged after it is settled, to merge onto those children's new states."""
+        return any(write.changed for _, write in staged.runs)
+
+    def write(self, staged: Staged) -> None:
+        """Upload and insert a staged batch: I/O only, so that it can run beside the staging of the next."""
+        for _, write in staged.runs:
+            self._write(write)
+        for tenant_id, items in staged.feedback.items():
+            self.storage.feedback.ingest(tenant_id, items)
+
+    def settle(self, staged: Staged) -> None:
+        """After its write: cache the states written, and let descendants follow a dotted order that changed."""
+        for tenant_id, write in staged.runs:
+            self._settle(write)
+            changed = write.changed
+            for _depth in range(_MAX_DEPTH):
                 if not changed:
                     break
                 children = self.runs.children(tenant_id, changed)
                 changed = self._write_runs(tenant_id, [], rederive=set(children), starts=children)
-        for tenant_id, items in feedback_by_tenant.items():
-            if items:
-                self.storage.feedback.ingest(tenant_id, items)
+
+    def discard(self, staged: Staged) -> None:
+        """Forget a staged batch that was not written (its write failed): it is staged again from the spool."""
+        for _, write in staged.runs:
+            self._unstage(write)
 
     # -- the run path ------------------------------------------------------------------------------------
 
@@ -120,7 +183,7 @@ class Flusher:
         missing = set()
         tenant = str(tenant_id)
         for run_id in ids:
-            cached = self.cache.get((tenant, run_id))
+            cached = self.staged.get((tenant, run_id)) or self.cache.get((tenant, run_id))
             if cached is None:
                 missing.add(run_id)
             states[run_id] = cached
@@ -169,14 +232,32 @@ class Flusher:
         rederive: set[str] = frozenset(),
         starts: dict[str, datetime] | None = None,
     ) -> list[dict[str, Any]]:
-        """Apply `ops` (and re-derive the stored runs in `rederive`), write the new versions; returns the
-        stored runs whose dotted order changed, whose children must follow. `starts` are the start times of
-        runs, which bound their lookup in storage; reconciling and promoting parked patches look up by id
-        instead, as the run they belong to may have been stored under another start time than the patch's."""
+        """`_stage_runs`, written and settled at once; returns the stored runs whose dotted order changed."""
+        write = self._stage_runs(tenant_id, ops, retire, rederive, starts)
+        try:
+            self._write(write)
+        except Exception:
+            self._unstage(write)
+            raise
+        self._settle(write)
+        return write.changed
+
+    def _stage_runs(
+        self,
+        tenant_id: uuid.UUID,
+        ops: list[RunOp],
+        retire: set[str] = frozenset(),
+        rederive: set[str] = frozenset(),
+        starts: dict[str, datetime] | None = None,
+    ) -> RunWrite:
+        """Apply `ops` (and re-derive the stored runs in `rederive`) into new versions' rows, and keep the new
+        states as staged until written. `starts` are the start times of runs, which bound their lookup in
+        storage; reconciling and promoting parked patches look up by id instead, as the run they belong to may
+        have been stored under another start time than the patch's."""
         tenant = str(tenant_id)
         touched = {op.run_id for op in ops} | set(rederive)
-        # Working copies: the cache keeps its states until this batch is stored (a failed insert is retried
-        # from the same states; derivation below writes into the state it derives).
+        # Working copies: staged and cached states stay as they are until this batch is written (a failed insert
+        # is retried from the same states; derivation below writes into the state it derives).
         states = {k: _working_copy(v) for k, v in self._states(tenant_id, touched, starts or {}).items()}
         before = {run_id: (state or {}).get("dotted_order") for run_id, state in states.items()}
         pending_before = {run_id for run_id, state in states.items() if state is not None and not state[merge.HAS_POST]}
@@ -230,21 +311,36 @@ class Flusher:
             rows.append(row)
             finished[run_id] = state
 
-        if uploads:
+        for run_id, state in finished.items():
+            self.staged[(tenant, run_id)] = state
+        return RunWrite(tenant, rows, pending_rows, uploads, finished, changed)
+
+    def _write(self, write: RunWrite) -> None:
+        if write.uploads:
             list(
                 self._uploads.map(
-                    lambda u: self.storage.blobs.put(u[0], u[1], content_type=u[2], compress=u[3]), uploads
+                    lambda u: self.storage.blobs.put(u[0], u[1], content_type=u[2], compress=u[3]), write.uploads
                 )
             )
-        self.runs.insert_pending(pending_rows)
-        self.runs.insert(rows)
-        for run_id, state in finished.items():
-            key = (tenant, run_id)
+        self.runs.insert_pending(write.pending_rows)
+        self.runs.insert(write.rows)
+
+    def _settle(self, write: RunWrite) -> None:
+        """Written: the states move from staged to the cache (open runs only: a finished run expects no patch)."""
+        self._unstage(write)
+        for run_id, state in write.finished.items():
+            key = (write.tenant, run_id)
             if state.get("end_time") and state[merge.HAS_POST]:
                 self.cache.drop(key)
             else:
                 self.cache.put(key, state)
-        return changed
+
+    def _unstage(self, write: RunWrite) -> None:
+        """Drop these states from the staged ones, unless a later batch staged a newer state of the run."""
+        for run_id, state in write.finished.items():
+            key = (write.tenant, run_id)
+            if self.staged.get(key) is state:
+                del self.staged[key]
 
     def _parents(
         self,

@@ -1,9 +1,10 @@
 """The batcher: moves spooled records into storage in large batches, bounded in size and delay.
 
-It owns no merge logic: it hands each batch to a `flush` callable (the ingest's merge-and-write) and moves
-the spool checkpoint only when that returns. If storage fails, the same records are retried with backoff,
-and the spool absorbs new writes until it is full (then ingest answers 503). Replays after a crash are
-safe because `flush` is idempotent.
+It owns no merge logic: a `Flush` (the ingest's merge-and-write) stages each batch (decode, merge, build rows:
+Python) and writes it (insert: mostly ClickHouse's own threads). While one batch is written on the writer thread,
+the next one is staged, so the two halves overlap; the spool checkpoint moves only once a batch is written. If
+storage fails, the same records are retried with backoff, and the spool absorbs new writes until it is full
+(then ingest answers 503). Replays after a crash are safe because flushing is idempotent.
 """
 
 from __future__ import annotations
@@ -12,13 +13,45 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from storage import metrics
 from storage.spool import Position, Spool
 
 log = logging.getLogger(__name__)
 
-Flush = Callable[[list[bytes]], None]
+
+class Flush(Protocol):
+    """Stores records in two steps. `stage` may merge onto batches staged before it and not yet settled; a
+    staged batch is then either written and settled, or discarded (it is staged again from the spool). Calling
+    it stores a batch at once."""
+
+    def __call__(self, records: list[bytes]) -> None: ...
+
+    def stage(self, records: list[bytes]) -> Any: ...
+
+    def exclusive(self, staged: Any) -> bool:
+        """Whether the next batch may only be staged after this one is settled."""
+        ...
+
+    def write(self, staged: Any) -> None:
+        """I/O only: it runs on the writer thread, beside the staging of the next batch."""
+        ...
+
+    def settle(self, staged: Any) -> None: ...
+
+    def discard(self, staged: Any) -> None: ...
+
+
+@dataclass(slots=True)
+class _Writing:
+    records: list[bytes]
+    ends: list[Position]
+    staged: Any
+    started: float
+    done: Future[None]
 
 
 class Batcher:
@@ -40,7 +73,8 @@ class Batcher:
         (under load), the next one waits `busy_interval` instead: a batch four times larger cost ~25% less CPU
         per run, most of it ClickHouse merging fewer, larger parts (measured). `max_records`/`max_bytes` bound
         one batch (records are requests, so one record may carry many runs). `maintenance` runs on the batcher's
-        thread every `maintenance_interval` seconds (work that must not race the flushes)."""
+        thread every `maintenance_interval` seconds, with no batch being written (work that must not race the
+        flushes)."""
         self.maintenance = maintenance
         self.maintenance_interval = maintenance_interval
         self.spool = spool
@@ -54,6 +88,8 @@ class Batcher:
         self.max_backoff = max_backoff
         self.healthy = True
         self.last_error: str | None = None
+        self._writing: _Writing | None = None  # the batch on the writer thread; the spool is read after it
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-writer")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="batcher", daemon=True)
 
@@ -68,16 +104,21 @@ class Batcher:
             if self.maintenance is not None and time.monotonic() - last_maintenance >= self.maintenance_interval:
                 last_maintenance = time.monotonic()
                 try:
-                    self.maintenance()
+                    if self.finish():
+                        self.maintenance()
                 except Exception:
                     log.exception("batcher maintenance failed; retrying next interval")
-            if not self.spool.wait_for_data(self.interval):
+            # While a batch is being written, only new records are worth waiting for: without any, finish it.
+            since = self._writing.ends[-1] if self._writing else None
+            if not self.spool.wait_for_data(0 if self._writing else self.interval, since):
+                self.finish()
                 continue
             # Batches start at most every `interval` (`busy_interval` under load) unless the last one was full:
             # few large inserts, back-to-back when the spool runs ahead (the wait counts from the previous
-            # flush's start).
+            # batch's start).
             remaining = (self.busy_interval if busy else self.interval) - (time.monotonic() - last_start)
             if not full and remaining > 0:
+                self.finish()  # nothing to overlap the write with
                 self._stop.wait(remaining)
             last_start = time.monotonic()
             ok, full = self.drain_once()
@@ -89,32 +130,80 @@ class Batcher:
                 self._stop.wait(backoff)
 
     def drain_once(self) -> tuple[bool, bool]:
-        """Flush one batch from the checkpoint. Returns (stored, batch was full); not stored means storage
-        failed and the batch stays in the spool. The batch's size is kept in `last_batch_bytes`."""
-        records, ends = self.spool.read(max_records=self.max_records, max_bytes=self.max_bytes)
+        """Stage the next batch while the one before is written, then finish that one and hand this one to the
+        writer (or write it here, when it is exclusive). Returns (no failure, batch was full); a failure means
+        storage refused a batch, which stays in the spool. The batch's size is kept in `last_batch_bytes`."""
+        since = self._writing.ends[-1] if self._writing else None
+        records, ends = self.spool.read(max_records=self.max_records, max_bytes=self.max_bytes, since=since)
         self.last_batch_bytes = sum(map(len, records))
-        if not records:
-            return True, False
         full = len(records) >= self.max_records or self.last_batch_bytes >= self.max_bytes
         started = time.perf_counter()
-        try:
-            self.flush(records)
-        except Exception as exc:
-            metrics.FLUSH_FAILURES.inc()
-            if len(records) > 1 and self._one_by_one(records, ends):
-                log.warning("flush of %d records failed (%r); stored them one by one", len(records), exc)
-                return True, full
-            if self.healthy:
-                log.exception("flush of %d records failed; keeping them in the spool and retrying", len(records))
-            self.healthy, self.last_error = False, repr(exc)
+        staged, error = None, None
+        if records:
+            try:
+                staged = self.flush.stage(records)
+            except Exception as exc:
+                error = exc
+        if not self.finish(staged_after=staged):
             return False, full
+        if not records:
+            return True, False
+        if error is None and not self.flush.exclusive(staged):
+            self._writing = _Writing(records, ends, staged, started, self._writer.submit(self.flush.write, staged))
+            return True, full
+        if error is None:
+            try:
+                self.flush.write(staged)
+                self.flush.settle(staged)
+            except Exception as exc:
+                error = exc
+            else:
+                self._stored(ends, started, len(records))
+                return True, full
+        if staged is not None:
+            self.flush.discard(staged)
+        return self._failed(records, ends, error), full
+
+    def finish(self, *, staged_after: Any = None) -> bool:
+        """Wait for the batch being written, then settle it and move the checkpoint past it; on failure,
+        fall back to storing its records singly. `staged_after` is a batch staged onto this one's states: it is
+        discarded if this one failed (first, so that the retries do not merge onto it). Returns whether the
+        batch was stored as a batch (or nothing was being written)."""
+        writing, self._writing = self._writing, None
+        if writing is None:
+            return True
+        try:
+            writing.done.result()
+            self.flush.settle(writing.staged)  # may write too (descendants): a failure there fails the batch
+        except Exception as exc:
+            if staged_after is not None:
+                self.flush.discard(staged_after)
+            self.flush.discard(writing.staged)
+            self._failed(writing.records, writing.ends, exc)
+            return False
+        self._stored(writing.ends, writing.started, len(writing.records))
+        return True
+
+    def _stored(self, ends: list[Position], started: float, records: int) -> None:
         self.spool.commit(ends[-1])
-        metrics.FLUSH_RECORDS.observe(len(records))
+        metrics.FLUSH_RECORDS.observe(records)
         metrics.FLUSH_SECONDS.observe(time.perf_counter() - started)
         if not self.healthy:
-            log.warning("storage is back: flushed %d records", len(records))
+            log.warning("storage is back: flushed %d records", records)
         self.healthy, self.last_error = True, None
-        return True, full
+
+    def _failed(self, records: list[bytes], ends: list[Position], exc: BaseException) -> bool:
+        """A batch storage refused: try its records singly (one may be poison). Returns whether all of them
+        were stored or quarantined."""
+        metrics.FLUSH_FAILURES.inc()
+        if len(records) > 1 and self._one_by_one(records, ends):
+            log.warning("flush of %d records failed (%r); stored them one by one", len(records), exc)
+            self.healthy, self.last_error = True, None
+            return True
+        if self.healthy:
+            log.error("flush of %d records failed; keeping them in the spool and retrying", len(records), exc_info=exc)
+        self.healthy, self.last_error = False, repr(exc)
+        return False
 
     def _one_by_one(self, records: list[bytes], ends: list[Position]) -> bool:
         """After a failed batch: flush records singly. A record that fails, while the next one succeeds and it
@@ -147,9 +236,13 @@ class Batcher:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=timeout)
-        if not drain:
-            return
-        deadline = time.monotonic() + timeout
-        while self.spool.depth_bytes() > 0 and time.monotonic() < deadline:
-            if not self.drain_once()[0]:
-                break
+        try:
+            if not drain:
+                self.finish()
+                return
+            deadline = time.monotonic() + timeout
+            while self.spool.depth_bytes() > 0 and time.monotonic() < deadline:
+                if not self.drain_once()[0] or not self.finish():
+                    break
+        finally:
+            self._writer.shutdown(wait=True)

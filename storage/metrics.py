@@ -11,7 +11,9 @@ FLUSH_RECORDS = Histogram(
     "tracehouse_flush_batch_records", "Spool records per ClickHouse batch", buckets=(1, 5, 10, 25, 50, 100, 250, 1000)
 )
 FLUSH_SECONDS = Histogram(
-    "tracehouse_flush_seconds", "Time to merge and store one batch", buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+    "tracehouse_flush_seconds",
+    "Time from staging one batch (decode, merge) to its write completing",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 FLUSH_FAILURES = Counter("tracehouse_flush_failures_total", "Batches that storage refused (kept in the spool)")
 QUARANTINED = Counter("tracehouse_spool_quarantined_total", "Spool records set aside because storage refused them")

@@ -184,16 +184,20 @@ class Spool:
 
     # -- reading (the batcher) ---------------------------------------------------------------------------
 
-    def wait_for_data(self, timeout: float) -> bool:
+    def wait_for_data(self, timeout: float, since: Position | None = None) -> bool:
+        """Whether there are records after `since` (default: the checkpoint), waiting up to `timeout` for some."""
         with self._cond:
-            if self._end == self._checkpoint:
+            if self._end == (since or self._checkpoint) and timeout > 0:
                 self._cond.wait(timeout)
-            return self._end != self._checkpoint
+            return self._end != (since or self._checkpoint)
 
-    def read(self, *, max_records: int, max_bytes: int) -> tuple[list[bytes], list[Position]]:
-        """Records from the checkpoint on, up to the bounds, each with the position just after it."""
+    def read(
+        self, *, max_records: int, max_bytes: int, since: Position | None = None
+    ) -> tuple[list[bytes], list[Position]]:
+        """Records from `since` (default: the checkpoint) on, up to the bounds, each with the position just
+        after it."""
         with self._cond:
-            position, end = self._checkpoint, self._end
+            position, end = since or self._checkpoint, self._end
         records: list[bytes] = []
         ends: list[Position] = []
         size = 0

@@ -1,13 +1,48 @@
 """The batcher: a record storage refuses while accepting its neighbours is set aside, never the rest; an
-outage keeps everything in the spool."""
+outage keeps everything in the spool; the next batch is staged while one is written, and discarded if that
+write fails."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from storage.batcher import Batcher
 from storage.spool import Spool
+
+
+class Serial:
+    """A `Flush` over a plain function: staging keeps the records, writing calls the function."""
+
+    def __init__(self, fn: Callable[[list[bytes]], None]) -> None:
+        self.fn = fn
+
+    def __call__(self, records: list[bytes]) -> None:
+        self.fn(records)
+
+    def stage(self, records: list[bytes]) -> list[bytes]:
+        return records
+
+    def exclusive(self, staged: list[bytes]) -> bool:
+        return False
+
+    def write(self, staged: list[bytes]) -> None:
+        self.fn(staged)
+
+    def settle(self, staged: list[bytes]) -> None:
+        pass
+
+    def discard(self, staged: list[bytes]) -> None:
+        pass
+
+
+def flush_one(batcher: Batcher) -> bool:
+    """Stage, write and settle one batch; returns whether nothing was kept back (`healthy`)."""
+    batcher.drain_once()
+    batcher.finish()
+    return batcher.healthy
 
 
 class Storage:
@@ -35,7 +70,7 @@ def spool_with(tmp_path: Path, *records: bytes) -> Spool:
 def test_poison_record_is_quarantined_and_the_rest_stored(tmp_path: Path) -> None:
     storage = Storage()
     spool = spool_with(tmp_path, b"a", b"poison-1", b"b")
-    assert Batcher(spool, storage.flush).drain_once() == (True, False)
+    assert flush_one(Batcher(spool, Serial(storage.flush)))
     assert storage.stored == [b"a", b"b"]
     assert spool.depth_bytes() == 0
     (kept,) = (tmp_path / "quarantine").glob("*.rec")
@@ -47,11 +82,11 @@ def test_outage_keeps_everything(tmp_path: Path) -> None:
     storage = Storage()
     storage.down = True
     spool = spool_with(tmp_path, b"a", b"b", b"c")
-    batcher = Batcher(spool, storage.flush)
-    assert batcher.drain_once()[0] is False and not batcher.healthy
+    batcher = Batcher(spool, Serial(storage.flush))
+    assert not flush_one(batcher)
     assert not (tmp_path / "quarantine").exists() and spool.depth_bytes() > 0
     storage.down = False
-    assert batcher.drain_once()[0] is True and batcher.healthy
+    assert flush_one(batcher)
     assert storage.stored == [b"a", b"b", b"c"]
     spool.close()
 
@@ -59,15 +94,15 @@ def test_outage_keeps_everything(tmp_path: Path) -> None:
 def test_a_lone_failing_record_waits_for_evidence(tmp_path: Path) -> None:
     storage = Storage()
     spool = spool_with(tmp_path, b"poison-2")
-    batcher = Batcher(spool, storage.flush)
-    assert batcher.drain_once()[0] is False, "alone, a failure may be an outage: kept"
+    batcher = Batcher(spool, Serial(storage.flush))
+    assert not flush_one(batcher), "alone, a failure may be an outage: kept"
     assert not (tmp_path / "quarantine").exists()
 
     async def more() -> None:
         await spool.append(b"c")
 
     asyncio.run(more())
-    assert batcher.drain_once()[0] is True
+    assert flush_one(batcher)
     assert storage.stored == [b"c"] and len(list((tmp_path / "quarantine").glob("*.rec"))) == 1
     spool.close()
 
@@ -83,7 +118,7 @@ def test_a_passing_fault_is_retried_not_quarantined(tmp_path: Path) -> None:
         storage.flush(records)
 
     spool = spool_with(tmp_path, b"a", b"b")
-    assert Batcher(spool, flaky).drain_once()[0] is True
+    assert flush_one(Batcher(spool, Serial(flaky)))
     assert sorted(storage.stored) == [b"a", b"b"] and not (tmp_path / "quarantine").exists()
     spool.close()
 
@@ -91,11 +126,69 @@ def test_a_passing_fault_is_retried_not_quarantined(tmp_path: Path) -> None:
 def test_quarantined_records_can_be_requeued(tmp_path: Path) -> None:
     storage = Storage()
     spool = spool_with(tmp_path, b"a", b"poison-3", b"b")
-    Batcher(spool, storage.flush).drain_once()
+    flush_one(Batcher(spool, Serial(storage.flush)))
     assert storage.stored == [b"a", b"b"]
     assert spool.requeue_quarantined() == 1
     assert not list((tmp_path / "quarantine").glob("*"))
     storage.flush = lambda records: storage.stored.extend(records)  # type: ignore[method-assign]  # "fixed"
-    assert Batcher(spool, storage.flush).drain_once()[0] is True
+    assert flush_one(Batcher(spool, Serial(storage.flush)))
     assert storage.stored == [b"a", b"b", b"poison-3"]
+    spool.close()
+
+
+class Recording(Serial):
+    """Logs each step; the write of `a` waits (bounded) for `b` to be staged, and fails while `fail` is set."""
+
+    def __init__(self) -> None:
+        super().__init__(lambda records: None)
+        self.log: list[str] = []
+        self.stored: list[bytes] = []
+        self.fail = False
+        self.b_staged = threading.Event()
+
+    def stage(self, records: list[bytes]) -> list[bytes]:
+        self.log.append(f"stage {records[0].decode()}")
+        if records == [b"b"]:
+            self.b_staged.set()
+        return records
+
+    def write(self, staged: list[bytes]) -> None:
+        if staged == [b"a"]:
+            self.log.append("a written beside b's staging" if self.b_staged.wait(5) else "a written alone")
+        if self.fail:
+            raise RuntimeError("storage down")
+        self.stored.extend(staged)
+
+    def settle(self, staged: list[bytes]) -> None:
+        self.log.append(f"settle {staged[0].decode()}")
+
+    def discard(self, staged: list[bytes]) -> None:
+        self.log.append(f"discard {staged[0].decode()}")
+
+
+def test_the_next_batch_is_staged_while_one_is_written(tmp_path: Path) -> None:
+    flush = Recording()
+    spool = spool_with(tmp_path, b"a", b"b")
+    batcher = Batcher(spool, flush, max_records=1)
+    assert batcher.drain_once() == (True, True) and spool.depth_bytes() > 0, "a is being written"
+    assert batcher.drain_once() == (True, True)
+    assert batcher.finish()
+    assert flush.log == ["stage a", "stage b", "a written beside b's staging", "settle a", "settle b"]
+    assert flush.stored == [b"a", b"b"] and spool.depth_bytes() == 0
+    spool.close()
+
+
+def test_a_failed_write_discards_the_batch_staged_after_it(tmp_path: Path) -> None:
+    flush = Recording()
+    flush.fail = True
+    spool = spool_with(tmp_path, b"a", b"b")
+    batcher = Batcher(spool, flush, max_records=1)
+    batcher.drain_once()
+    assert batcher.drain_once()[0] is False and not batcher.healthy
+    assert flush.log == ["stage a", "stage b", "a written beside b's staging", "discard b", "discard a"]
+    assert flush.stored == [] and spool.depth_bytes() > 0
+    flush.fail = False
+    while spool.depth_bytes() > 0:  # each call stores a batch or fails: bounded by the two records
+        assert flush_one(batcher)
+    assert flush.stored == [b"a", b"b"], "in spool order, each once"
     spool.close()

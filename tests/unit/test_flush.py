@@ -123,3 +123,36 @@ def test_start_hints() -> None:
         for kind, t in [("post", "2026-01-01T00:00:00+00:00"), ("patch", "2026-02-01T00:00:00+00:00")]
     )
     assert start_hints([post, patch]) == start_hints([patch, post]) == {run_id: datetime(2026, 1, 1, tzinfo=UTC)}
+
+
+def test_a_batch_staged_while_the_one_before_is_unwritten_merges_onto_it(storage: Storage) -> None:
+    """The batcher stages a batch while the one before is being written: a patch in the second batch must
+    find its run's post in the first (not in storage yet, and no longer cached once the post finished it)."""
+    tenant, run_id = uuid.uuid4(), str(uuid.uuid4())
+    post = RunOp(
+        "post",
+        run_id,
+        {"id": run_id, "name": "step", "run_type": "tool", "start_time": START, "end_time": START, "tags": ["a"]},
+    )
+    patch = RunOp("patch", run_id, {"id": run_id, "outputs": {"answer": 42}, "start_time": START})
+    flusher = Flusher(storage, FlushOptions())
+    try:
+        first = flusher.stage([records.encode(tenant, [post], [])])
+        second = flusher.stage([records.encode(tenant, [patch], [])])
+        for staged in (first, second):
+            assert not flusher.exclusive(staged)
+            flusher.write(staged)
+            flusher.settle(staged)
+        assert flusher.staged == {}
+        rows = (
+            storage.clickhouse.client()
+            .query(
+                "SELECT name, tags, outputs FROM runs FINAL WHERE tenant_id = {t:UUID} AND NOT is_deleted",
+                parameters={"t": tenant},
+            )
+            .result_rows
+        )
+        assert rows == [("step", ["a"], '{"answer":42}')]
+        assert RunStore(storage.clickhouse).pending(tenant, [run_id]) == {}
+    finally:
+        flusher.close()

@@ -1,0 +1,67 @@
+"""Batcher drain rate: how fast one ingest process stores what its spool holds, with both cores free for it.
+
+Under sustained load a pod stores at most what its batcher keeps up with (acks only fill the spool), so this is
+the per-pod figure `docs/sizing.md` scales by. The spool is filled with SDK-shaped records (as the decode worker
+encodes them, 100 runs each) before the batcher starts; the time until it is empty is measured, then the raw
+ClickHouse insert of the same rows in the same run.
+
+    .venv/bin/python -m tests.bench.drain [--requests 400]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import tempfile
+import time
+from pathlib import Path
+
+from ingest.pipeline import Pipeline, PipelineOptions
+from ingest.workers import multipart_record
+from schemas import DEFAULT_TENANT_ID
+from storage import Storage
+from tests.bench.ingest import BOUNDARY, raw_insert_rate, sdk_body
+from tracehouse.cli import tune_gc
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=400)
+    args = parser.parse_args()
+    tune_gc()  # as the server does
+    random.seed(7)
+    records = [
+        multipart_record(sdk_body()[0], "zstd", BOUNDARY, DEFAULT_TENANT_ID, 1 << 27)[0] for _ in range(args.requests)
+    ]
+    runs = args.requests * 100
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        storage = Storage.open(f"chdb://{root / 'clickhouse'}", f"file://{root / 'blobs'}")
+        pipeline = Pipeline(storage, PipelineOptions(spool_dir=root / "spool"))
+
+        async def fill() -> None:
+            for record in records:
+                await pipeline.spool.append(record)
+
+        asyncio.run(fill())
+        cpu_before, started = os.times(), time.perf_counter()
+        pipeline.start()
+        while pipeline.spool.depth_bytes() > 0:
+            time.sleep(0.01)  # polling interval of the drain being measured
+        elapsed, cpu_after = time.perf_counter() - started, os.times()
+        cpu = cpu_after.user + cpu_after.system - cpu_before.user - cpu_before.system
+        pipeline.stop()
+        storage.close()
+        print(
+            f"drained {runs:,} runs in {elapsed:.2f}s: {runs / elapsed:,.0f} runs/s, "
+            f"{cpu / runs * 1e6:.0f} µs of CPU per run ({cpu / elapsed:.2f} cores busy)"
+        )
+        rate, stored = raw_insert_rate(root)
+        assert stored == runs, f"{stored} of {runs} runs stored"
+        print(f"raw ClickHouse insert of the same rows: {rate:,.0f} rows/s; drain = {runs / elapsed / rate:.0%} of raw")
+
+
+if __name__ == "__main__":
+    main()
