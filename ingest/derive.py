@@ -7,8 +7,8 @@ import contextlib
 from datetime import UTC, datetime
 from typing import Any
 
-from ingest.validate import CONTAINERS
 from schemas import jsonutil
+from schemas.jsonutil import CONTAINERS
 
 MAX_KV_ENTRIES = 100
 MAX_KV_VALUE = 256

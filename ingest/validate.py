@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from schemas import ApiError
-from schemas.jsonutil import CONTAINERS as CONTAINERS  # re-exported: ingest.derive takes it from here
 from schemas.jsonutil import MAX_NESTING, too_deep
 from schemas.runs import CANONICAL_UUID, RUN_TYPES, OpKind, RunOp
 

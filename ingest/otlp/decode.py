@@ -18,8 +18,8 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from ingest.validate import CONTAINERS
 from schemas import ApiError, jsonutil
+from schemas.jsonutil import CONTAINERS
 
 
 class Encoding(Enum):
