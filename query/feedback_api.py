@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from query.run_reads import JSON_BODY, JsonBody, json_response
 from schemas import ApiError, Tenant
-from schemas.feedback import source_type
+from schemas.feedback import config_of, key_of, source_type
 from schemas.tenancy import current_tenant
 from storage import Storage
 from storage.feedback import feedback_json
@@ -97,12 +97,13 @@ def router(storage: Storage) -> APIRouter:
                 token_id = uuid.UUID(str(spec["id"])) if spec.get("id") else uuid.uuid4()
             except ValueError:
                 raise ApiError(422, "run_id and id must be UUIDs") from None
+            # Checked as the feedback the token leaves will be: what fails there would fail every use of the token.
             created.append(
                 {
                     "id": token_id,
                     "run_id": run_id,
-                    "feedback_key": str(spec["feedback_key"]),
-                    "feedback_config": spec.get("feedback_config"),
+                    "feedback_key": key_of(spec["feedback_key"], "feedback_key"),
+                    "feedback_config": config_of(spec.get("feedback_config")),
                     "expires_at": _expiry(spec),
                 }
             )

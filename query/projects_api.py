@@ -82,7 +82,8 @@ def _description(value: Any) -> str | None:
 
 
 def _extra(body: dict[str, Any], current: dict[str, Any] | None) -> dict[str, Any] | None:
-    """`extra`, with a top-level `metadata` (as some clients send) folded into `extra.metadata`."""
+    """`extra`, with a top-level `metadata` (as some clients send) folded into `extra.metadata`: a level deeper
+    than it was sent, so its nesting is checked again."""
     extra = body.get("extra")
     for field, value in (("extra", extra), ("metadata", body.get("metadata"))):
         if value is not None and not isinstance(value, dict):
@@ -90,7 +91,7 @@ def _extra(body: dict[str, Any], current: dict[str, Any] | None) -> dict[str, An
     if isinstance((extra or {}).get("metadata"), list | str | int | float | bool):
         raise ApiError(422, "extra.metadata must be a JSON object", detail={"field": "extra.metadata"})
     if body.get("metadata") is not None:
-        extra = {**(extra or current or {}), "metadata": body["metadata"]}
+        extra = jsonutil.within_nesting({**(extra or current or {}), "metadata": body["metadata"]}, "metadata")
     return extra
 
 
@@ -168,6 +169,7 @@ def router(storage: Storage) -> APIRouter:
             raise ApiError(422, "metadata must be a JSON object", detail={"field": "metadata"}) from None
         if wanted is not None and not isinstance(wanted, dict):
             raise ApiError(422, "metadata must be a JSON object", detail={"field": "metadata"})
+        jsonutil.within_nesting(wanted, "metadata")  # no stored metadata is deeper, and the filter would not serialise
         found = projects.list(
             tenant.id,
             ids=id,

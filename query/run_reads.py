@@ -24,14 +24,17 @@ CurrentTenant = Annotated[Tenant, Depends(current_tenant)]
 async def json_body(request: Request) -> Any:
     """The body parsed by jsonutil, like every ingest body, not by FastAPI: its stdlib parser gives up on
     documents ~1,000 levels deep with a bare 400 before validation can name the field that is too deep, and it
-    answers other bad JSON in its own error shape. None when there is no body."""
+    answers other bad JSON in its own error shape. Members nested deeper than MAX_NESTING are a 422 naming the
+    member here, for every route: they could not be stored, and str() of one in a route's own check overflows
+    the stack. None when there is no body."""
     data = await request.body()
     if not data:
         return None
     try:
-        return jsonutil.loads(data)
+        body = jsonutil.loads(data)
     except ValueError as exc:
         raise ApiError(422, f"body: invalid JSON: {exc}", detail={"part": "body"}) from None
+    return jsonutil.members_within_nesting(body)
 
 
 JsonBody = Annotated[Any, Depends(json_body)]

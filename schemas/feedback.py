@@ -1,8 +1,8 @@
 """Feedback as the SDK sends it (protocol §8), validated into the stored form.
 
 Categorical feedback keeps its label in `value`, numeric feedback its number in `score`. `value` and
-`correction` may be any JSON and are stored as JSON text, nested at most `jsonutil.MAX_NESTING` levels as run
-payloads are (deeper ones fail to be written, or to be read back).
+`correction` may be any JSON and are stored as JSON text; every field nests at most `jsonutil.MAX_NESTING` levels
+as run payloads do (deeper ones fail to be written, or to be read back).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from schemas.errors import ApiError
-from schemas.jsonutil import MAX_NESTING, too_deep
+from schemas.jsonutil import members_within_nesting
 
 SOURCE_TYPES = frozenset({"api", "model", "app"})
 MAX_KEY_CHARS = 1024
@@ -70,31 +70,34 @@ def _text(value: Any, field: str) -> str | None:
     raise _invalid(field, "must be a string or null")
 
 
-def _json(value: Any, field: str) -> Any:
-    if too_deep(value):
-        raise _invalid(field, f"is nested deeper than {MAX_NESTING} levels")
+def _object(value: Any, field: str) -> dict[str, Any] | None:
+    if value is None or isinstance(value, dict):
+        return value
+    raise _invalid(field, "must be a JSON object or null")
+
+
+def key_of(value: Any, field: str = "key") -> str:
+    """The feedback key; `field` names it where it is sent under another name (a token's `feedback_key`)."""
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_KEY_CHARS:
+        raise _invalid(field, f"is required and must be a non-empty string of at most {MAX_KEY_CHARS} characters")
     return value
 
 
-def _object(value: Any, field: str) -> dict[str, Any] | None:
-    if value is None or isinstance(value, dict):
-        return _json(value, field)
-    raise _invalid(field, "must be a JSON object or null")
+def config_of(value: Any) -> dict[str, Any] | None:
+    return _object(value, "feedback_config")
 
 
 def validate_patch(changes: Any) -> dict[str, Any]:
     """The PATCH /feedback/{id} fields present in `changes`, checked like a new item's; others are ignored."""
     if not isinstance(changes, dict):
         raise _invalid("body", "must be a JSON object")
+    members_within_nesting(changes)
     checks: dict[str, Callable[[Any], Any]] = {
         "score": score_of,
-        "value": lambda v: _json(v, "value"),
         "comment": lambda v: _text(v, "comment"),
-        "correction": lambda v: _json(v, "correction"),
-        "feedback_config": lambda v: _object(v, "feedback_config"),
-        "extra": lambda v: _json(v, "extra"),
+        "feedback_config": config_of,
     }
-    return {key: checks[key](changes[key]) for key in PATCHABLE if key in changes}
+    return {key: checks[key](changes[key]) if key in checks else changes[key] for key in PATCHABLE if key in changes}
 
 
 def validate_feedback(item: Any) -> dict[str, Any]:
@@ -102,9 +105,8 @@ def validate_feedback(item: Any) -> dict[str, Any]:
     time, so a bad `feedback.<id>` part rejects its request before the ack."""
     if not isinstance(item, dict):
         raise _invalid("body", "must be a JSON object")
-    key = item.get("key")
-    if not isinstance(key, str) or not key.strip() or len(key) > MAX_KEY_CHARS:
-        raise _invalid("key", f"is required and must be a non-empty string of at most {MAX_KEY_CHARS} characters")
+    members_within_nesting(item)
+    key = key_of(item.get("key"))
     source = _object(item.get("feedback_source"), "feedback_source") or {}
     now = datetime.now(UTC)
     created = _time(item.get("created_at"), "created_at") or now
@@ -115,17 +117,17 @@ def validate_feedback(item: Any) -> dict[str, Any]:
         "session_id": _uuid(item.get("session_id") or item.get("project_id"), "session_id"),
         "key": key,
         "score": score_of(item.get("score")),
-        "value": _json(item.get("value"), "value"),
+        "value": item.get("value"),
         "comment": _text(item.get("comment"), "comment"),
-        "correction": _json(item.get("correction"), "correction"),
+        "correction": item.get("correction"),
         "feedback_source": {
             "type": source_type(source.get("type")),
             "metadata": _object(source.get("metadata"), "feedback_source.metadata") or {},
             "user_id": _text(source.get("user_id"), "feedback_source.user_id"),
             "user_name": _text(source.get("user_name"), "feedback_source.user_name"),
         },
-        "feedback_config": _object(item.get("feedback_config"), "feedback_config"),
-        "extra": _json(item.get("extra"), "extra"),
+        "feedback_config": config_of(item.get("feedback_config")),
+        "extra": item.get("extra"),
         "error": bool(item.get("error")),
         "comparative_experiment_id": _uuid(item.get("comparative_experiment_id"), "comparative_experiment_id"),
         "feedback_group_id": _uuid(item.get("feedback_group_id"), "feedback_group_id"),

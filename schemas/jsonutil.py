@@ -8,9 +8,14 @@ documents; `dumps` then escapes non-ASCII so the bytes are always valid UTF-8.
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, TypeVar
 
 import orjson
+
+from schemas.errors import ApiError
+
+T = TypeVar("T")
 
 _OPTIONS = orjson.OPT_NON_STR_KEYS
 # Nesting of a stored JSON value (run payloads, feedback values). Deeper documents parse (orjson reads 1,024
@@ -44,6 +49,33 @@ def too_deep(value: Any, limit: int = MAX_NESTING) -> bool:
             return True
         level = [c for v in level for c in (v.values() if isinstance(v, dict) else v) if isinstance(c, CONTAINERS)]
     return False
+
+
+def within_nesting(value: T, field: str) -> T:
+    """`value`, or a 422 naming `field` when it nests deeper than MAX_NESTING: such a value parses, but storing it
+    fails (after the ack, or on every read), and so does str() or repr() of it, which error messages use."""
+    if too_deep(value):
+        raise ApiError(422, f"{field} is nested deeper than {MAX_NESTING} levels", detail={"field": field})
+    return value
+
+
+def members_within_nesting(document: T) -> T:
+    """`document` with each member checked by `within_nesting`, named by its key (`<index>.<key>` in an array of
+    objects): one check for a whole request body, so that no route meets a value it cannot store or print."""
+    for field, value in _members(document):
+        within_nesting(value, field)
+    return document
+
+
+def _members(document: Any) -> Iterator[tuple[str, Any]]:
+    if isinstance(document, dict):
+        yield from ((str(key), value) for key, value in document.items())
+    elif isinstance(document, list):
+        for index, item in enumerate(document):
+            if isinstance(item, dict):
+                yield from ((f"{index}.{key}", value) for key, value in item.items())
+            else:
+                yield str(index), item
 
 
 def dumps(value: Any) -> bytes:

@@ -335,6 +335,9 @@ TOKEN = {"run_id": str(uuid.uuid4()), "feedback_key": "k"}
             {**TOKEN, "expires_in": {"days": 1e12}},
             "expires_in",
         ),
+        ("post", "/feedback/tokens", {**TOKEN, "feedback_config": [1]}, "feedback_config"),
+        ("post", "/feedback/tokens", [TOKEN, {**TOKEN, "feedback_config": "x"}], "feedback_config"),
+        ("post", "/feedback/tokens", {**TOKEN, "feedback_key": "k" * 2000}, "feedback_key"),
         ("post", "/feedback/stats", {"bucket": "1h", "start_time": "garbage"}, "start_time"),
         ("post", "/runs/delete", {"metadata": {}}, "metadata"),
     ],
@@ -391,6 +394,7 @@ DEEP_FEEDBACK = [  # (field named in the error, JSON text of the members that ne
     ("extra", f'"extra": {{"a": {nested(1000)}}}'),
     ("feedback_config", f'"feedback_config": {{"a": {nested(1000)}}}'),
     ("feedback_source", f'"feedback_source": {{"metadata": {{"a": {nested(1000)}}}}}'),
+    ("created_at", f'"created_at": {nested(1000)}'),  # str() of it, for the error message, overflowed the stack
 ]
 
 
@@ -407,7 +411,7 @@ def test_feedback_nested_too_deep_is_a_422_naming_the_field(server: Server, fiel
     direct = httpx.post(f"{server.url}/feedback", content=body, headers={"content-type": "application/json"})
     assert direct.status_code == 422, direct.text
     assert direct.json() == {
-        "error": f"feedback {field} is nested deeper than {MAX_NESTING} levels",
+        "error": f"{field} is nested deeper than {MAX_NESTING} levels",
         "status": 422,
         "detail": {"field": field},
     }
@@ -464,3 +468,88 @@ def test_json_bodies_beyond_any_parser_get_the_api_error_shape(server: Server) -
         response = httpx.post(f"{server.url}{path}", content=body, headers={"content-type": "application/json"})
         assert response.status_code == 422, response.text
         assert response.json()["detail"] == {"part": "body"} and "invalid JSON" in response.json()["error"]
+
+
+def json_request(server: Server, method: str, path: str, text: str) -> httpx.Response:
+    return httpx.request(method, f"{server.url}{path}", content=text, headers={"content-type": "application/json"})
+
+
+def test_projects_nested_too_deep_are_422_naming_the_field_and_store_nothing(server: Server) -> None:
+    """They used to be a 500 (orjson cannot write them) and, PATCHed, to leave the project as it was by luck."""
+    name = f"deep-{uuid.uuid4().hex[:8]}"
+    too_deep = {
+        "extra": f'{{"a": {nested(MAX_NESTING)}}}',
+        "metadata": f'{{"a": {nested(1000)}}}',
+    }
+    for field, value in too_deep.items():
+        response = json_request(server, "post", "/sessions", f'{{"name": "{name}", "{field}": {value}}}')
+        assert response.status_code == 422, response.text
+        assert response.json() == {
+            "error": f"{field} is nested deeper than {MAX_NESTING} levels",
+            "status": 422,
+            "detail": {"field": field},
+        }
+    # `metadata` is stored as extra.metadata, a level deeper than it is sent.
+    folded = json_request(server, "post", "/sessions", f'{{"name": "{name}", "metadata": {nested(MAX_NESTING)}}}')
+    assert folded.status_code == 422 and folded.json()["detail"] == {"field": "metadata"}, folded.text
+    assert httpx.get(f"{server.url}/sessions", params={"name": name}).json() == []
+
+    project = httpx.post(f"{server.url}/sessions", json={"name": name}).json()
+    for field, value in too_deep.items():
+        response = json_request(server, "patch", f"/sessions/{project['id']}", f'{{"{field}": {value}}}')
+        assert response.status_code == 422 and response.json()["detail"] == {"field": field}, response.text
+    assert httpx.get(f"{server.url}/sessions/{project['id']}").json() == project
+    listed = httpx.get(f"{server.url}/sessions", params={"metadata": f'{{"a": {nested(MAX_NESTING)}}}'})
+    assert listed.status_code == 422 and listed.json()["detail"] == {"field": "metadata"}, listed.text
+
+
+def test_projects_nested_up_to_the_limit_are_stored_and_read_back(server: Server) -> None:
+    metadata = {"a": jsonutil.loads(nested(MAX_NESTING - 2))}  # extra.metadata.a: MAX_NESTING levels in extra
+    created = httpx.post(f"{server.url}/sessions", json={"name": f"deep-{uuid.uuid4().hex[:8]}", "metadata": metadata})
+    assert created.status_code == 201, created.text
+    assert httpx.get(f"{server.url}/sessions/{created.json()['id']}").json()["extra"] == {"metadata": metadata}
+    found = httpx.get(f"{server.url}/sessions", params={"metadata": jsonutil.dumps_str(metadata)}).json()
+    assert [p["id"] for p in found] == [created.json()["id"]]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "text", "field"),
+    [
+        ("put", f"/runs/{uuid.uuid4()}/share", f'{{"share_token": {nested(1000)}}}', "share_token"),
+        ("post", "/feedback/tokens", f'{{"run_id": {nested(1000)}, "feedback_key": "k"}}', "run_id"),
+        ("post", "/feedback/tokens", f'[{{"run_id": "{uuid.uuid4()}", "expires_at": {nested(1000)}}}]', "0.expires_at"),
+        ("post", "/feedback/stats", f'{{"bucket": {nested(1000)}}}', "bucket"),
+        ("post", "/runs/delete", f'{{"metadata": {{"k": {nested(1000)}}}}}', "metadata"),
+        ("post", "/runs/delete", f'{{"session_id": {nested(1000)}, "trace_ids": []}}', "session_id"),
+        ("post", "/runs/query", f'{{"filter": {nested(1000)}}}', "filter"),
+        ("post", "/threads/query", f'{{"session": {nested(MAX_NESTING + 1)}}}', "session"),
+    ],
+)
+def test_any_json_body_member_nested_too_deep_is_a_422_naming_it(
+    server: Server, method: str, path: str, text: str, field: str
+) -> None:
+    """Checked once for every JSON body: the routes' own checks (str() of a value expected to be text) used to
+    overflow the stack on them, a 500."""
+    response = json_request(server, method, path, text)
+    assert response.status_code == 422, response.text
+    assert response.json() == {
+        "error": f"{field} is nested deeper than {MAX_NESTING} levels",
+        "status": 422,
+        "detail": {"field": field},
+    }
+
+
+def test_token_feedback_config_is_checked_when_the_token_is_created(server: Server, client: Client) -> None:
+    """A token with a config feedback refuses used to be created, and then every use of it was a 422."""
+    run_id = str(uuid.uuid4())
+    for config in (f'{{"a": {nested(MAX_NESTING)}}}', "[1]", '"categorical"'):
+        text = f'{{"run_id": "{run_id}", "feedback_key": "k", "feedback_config": {config}}}'
+        response = json_request(server, "post", "/feedback/tokens", text)
+        assert response.status_code == 422 and response.json()["detail"] == {"field": "feedback_config"}, config
+    assert httpx.get(f"{server.url}/feedback/tokens", params={"run_id": run_id}).json() == []
+
+    config = {"type": "continuous", "min": 0, "max": 1, "deep": jsonutil.loads(nested(MAX_NESTING - 1))}
+    token = client.create_presigned_feedback_token(run_id, "k", feedback_config=config)
+    client.create_feedback_from_token(token.url, score=1)
+    (stored_feedback,) = httpx.get(f"{server.url}/feedback", params={"run": run_id}).json()
+    assert stored_feedback["feedback_config"] == config
