@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 
 from query import QueryService
-from schemas import ApiError, Tenant, jsonutil
+from schemas import Tenant, jsonutil
 from storage.runs import RUN_COLUMNS
+from tracehouse import errors
 
 T = TypeVar("T")
 
@@ -237,8 +238,5 @@ def query_app(service: QueryService, tenant_id: uuid.UUID) -> FastAPI:
         request.state.tenant = Tenant(tenant_id)
         return await call_next(request)
 
-    @app.exception_handler(ApiError)
-    async def api_error(request: Request, exc: ApiError) -> Response:
-        return Response(jsonutil.dumps(exc.body()), status_code=exc.status, media_type="application/json")
-
+    errors.install(app)
     return app

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import logging
 import secrets
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
-from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse
 
 import ingest
 import query
 from ingest.flush import FlushOptions
 from ingest.pipeline import PipelineOptions
-from schemas import DEFAULT_TENANT_ID, ApiError, jsonutil
+from schemas import DEFAULT_TENANT_ID
 from storage import Storage
 from storage.keys import KeyRepository
+from tracehouse import errors
 from tracehouse.auth import AuthMiddleware
 from tracehouse.body_limit import BodyLimitMiddleware, operations
 from tracehouse.metrics import MetricsMiddleware, metrics_endpoint
@@ -140,20 +140,7 @@ def create_app(settings: Settings, service: Service = "all") -> FastAPI:
     for router in routers:
         app.include_router(router, prefix="/api/v1", include_in_schema=False)
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        """A bug still answers JSON; the details go to the log, never to the client."""
-        request_id = uuid.uuid4().hex[:12]
-        log.error("unhandled error %s on %s %s", request_id, request.method, request.url.path, exc_info=exc)
-        return JSONResponse({"error": "internal error", "request_id": request_id, "status": 500}, status_code=500)
-
-    @app.exception_handler(ApiError)
-    async def _api_error(request: Request, exc: ApiError) -> Response:
-        headers = {"Retry-After": str(max(1, round(exc.retry_after)))} if exc.retry_after is not None else None
-        # jsonutil: a message may quote user text with lone surrogates, which JSONResponse cannot encode.
-        return Response(
-            jsonutil.dumps(exc.body()), status_code=exc.status, headers=headers, media_type="application/json"
-        )
+    errors.install(app)
 
     keys = KeyRepository(storage.clickhouse) if settings.auth == "api-key" else None
     limiter = RateLimiter(settings.rate_limit_rps, settings.rate_limit_burst) if settings.rate_limit_rps else None

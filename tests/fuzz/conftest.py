@@ -45,7 +45,8 @@ def send(
     *,
     target: str | None = None,
 ) -> httpx.Response:
-    """One request; a 5xx fails the test, and so does an error that is not a JSON body saying what is wrong."""
+    """One request; a 5xx fails the test, and so does an error that is not the API's JSON error saying what is
+    wrong."""
     headers = {k: v for k, v in (("Content-Type", content_type), ("Content-Encoding", encoding)) if v is not None}
     TRIED[target or f"{method} {_UUID.sub('{id}', path.split('?')[0])}"] += 1
     response = httpx.request(method, f"{url}{path}", content=body, headers=headers, timeout=60)
@@ -53,7 +54,7 @@ def send(
     if response.status_code >= 400:
         assert response.headers.get("content-type", "").startswith("application/json"), response.text[:200]
         error = response.json()
-        assert error.get("error") or error.get("detail"), f"an error says what is wrong: {error}"
+        assert error.get("error") and error.get("status") == response.status_code, f"the API's error shape: {error}"
     return response
 
 
