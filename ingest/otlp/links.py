@@ -22,12 +22,15 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 TraceKey = tuple[uuid.UUID, bytes]  # (tenant id, OTel trace id)
+# A waiting child: its run id and start time (normalised text). The patch that links it carries the start time,
+# by which the batcher finds the stored child in the seconds it started in, instead of by id among all runs.
+Child = tuple[uuid.UUID, str]
 
 
 @dataclass(slots=True)
 class _Trace:
     spans: dict[bytes, uuid.UUID] = field(default_factory=dict)  # span id -> run id
-    waiting: dict[bytes, list[uuid.UUID]] = field(default_factory=dict)  # parent span id -> child run ids
+    waiting: dict[bytes, list[Child]] = field(default_factory=dict)  # parent span id -> children
 
 
 class TraceLinks:
@@ -49,12 +52,12 @@ class TraceLinks:
         trace = self._traces.get(key)
         return trace.spans.get(span_id) if trace is not None else None
 
-    def wait(self, key: TraceKey, parent_span_id: bytes, child: uuid.UUID) -> None:
+    def wait(self, key: TraceKey, parent_span_id: bytes, child: Child) -> None:
         self._trace(key).waiting.setdefault(parent_span_id, []).append(child)
         self._size += 1
         self._evict()
 
-    def record(self, key: TraceKey, span_id: bytes, run_id: uuid.UUID) -> list[uuid.UUID]:
+    def record(self, key: TraceKey, span_id: bytes, run_id: uuid.UUID) -> list[Child]:
         """Remembers a span; returns the children that were waiting for it."""
         trace = self._trace(key)
         if span_id not in trace.spans:
@@ -65,7 +68,7 @@ class TraceLinks:
         self._evict()
         return waiting
 
-    def restore(self, released: list[tuple[TraceKey, bytes, uuid.UUID]]) -> None:
+    def restore(self, released: list[tuple[TraceKey, bytes, Child]]) -> None:
         """Puts children back to waiting when the patches that linked them could not be submitted (429/503):
         the client retries the request and the parent's second arrival must release them again."""
         with self.lock:

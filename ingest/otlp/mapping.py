@@ -20,7 +20,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from ingest import records
 from ingest.otlp import conventions, ids
-from ingest.otlp.links import TraceKey, TraceLinks
+from ingest.otlp.links import Child, TraceKey, TraceLinks
 from ingest.otlp.values import attributes, span_attributes
 from ingest.validate import checked_fields
 from schemas import ApiError
@@ -85,7 +85,7 @@ class Mapped:
     rejected: int
     notes: list[str]
     # (trace, parent span, child run) of every patch: waiting again if the ops cannot be submitted
-    released: list[tuple[TraceKey, bytes, uuid.UUID]]
+    released: list[tuple[TraceKey, bytes, Child]]
 
 
 def to_time(unix_nano: int) -> datetime:
@@ -155,7 +155,7 @@ def to_runs(request: ExportTraceServiceRequest, *, project: str | None = None, p
 def link(spans: Spans, *, tenant_id: uuid.UUID, links: TraceLinks) -> Mapped:
     """Posts for the runs, with parents from earlier requests where they are known, then patches for children
     of earlier requests whose parent is in this one. Records every span for later requests."""
-    released: list[tuple[TraceKey, bytes, uuid.UUID]] = []
+    released: list[tuple[TraceKey, bytes, Child]] = []
     patches: list[RunOp] = []
     with links.lock:
         for node in spans.nodes:
@@ -164,10 +164,13 @@ def link(spans: Spans, *, tenant_id: uuid.UUID, links: TraceLinks) -> Mapped:
                 if known is not None:
                     node.fields["parent_run_id"] = str(known)  # the batcher derives the dotted order
                 else:
-                    links.wait((tenant_id, node.trace_id), node.parent_span_id, node.run_id)
+                    child = (node.run_id, node.fields["start_time"])
+                    links.wait((tenant_id, node.trace_id), node.parent_span_id, child)
         for node in spans.nodes:
             for child in links.record((tenant_id, node.trace_id), node.span_id, node.run_id):
-                patches.append(RunOp("patch", str(child), {"id": str(child), "parent_run_id": str(node.run_id)}))
+                run_id, start = str(child[0]), child[1]
+                fields = {"id": run_id, "parent_run_id": str(node.run_id), "start_time": start}
+                patches.append(RunOp("patch", run_id, fields))
                 released.append(((tenant_id, node.trace_id), node.span_id, child))
     posts = [RunOp("post", str(node.run_id), node.fields) for node in spans.nodes if node.packed is None]
     packed = [node.packed for node in spans.nodes if node.packed is not None]

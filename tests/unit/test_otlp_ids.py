@@ -71,8 +71,8 @@ def test_children_before_their_parents_in_other_requests_are_linked_by_patches()
     trace_id = str(uuid.UUID(trace))
     assert by_name(third)["root"]["id"] == trace_id
     assert [(p.run_id, p.fields) for p in third if p.kind == "patch"] == [
-        (mid_run["id"], {"id": mid_run["id"], "parent_run_id": trace_id})
-    ]
+        (mid_run["id"], {"id": mid_run["id"], "parent_run_id": trace_id, "start_time": mid_run["start_time"]})
+    ], "the child's own start time: the batcher looks the stored child up by it"
     assert len(links) == 3  # every span known, nothing waiting
 
 
