@@ -17,6 +17,9 @@ from schemas import ApiError, jsonutil
 Direction = Literal["next", "prev"]
 Order = Literal["asc", "desc"]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# DateTime64's range: a time outside it cannot be compared with a stored start time (ClickHouse refuses it).
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(2299, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +43,9 @@ class Cursor:
                 direction=raw["d"],
                 order=raw["o"],
             )
-        except (ValueError, KeyError, TypeError) as error:
+            if not EARLIEST <= cursor.start_time <= LATEST:
+                raise ValueError("cursor time out of range")
+        except (ValueError, KeyError, TypeError, OverflowError) as error:
             raise ApiError(
                 400, "invalid cursor: pass back a cursor from a previous response", detail={"field": "cursor"}
             ) from error

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
-from query.cursors import Cursor
+from query.cursors import EARLIEST, LATEST, Cursor
 from query.filter import FilterError, Node, Params, Search, compile_filter, parse
 from schemas import ApiError
 from storage.run_queries import META_COLUMNS, PAYLOAD_COLUMNS, TRACE_CLOCK_SKEW, RunLocation, RunReader
@@ -29,10 +29,14 @@ def _one_or_many(value: Any) -> Any:
 def _utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if not EARLIEST <= value <= LATEST:
+        raise ValueError("must be between 1900 and 2299")
+    return value
 
 
-# Body field types shared by the run and thread queries: one id or a list of them; naive times are UTC.
+# Body field types shared by the run and thread queries: one id or a list of them; naive times are UTC, within
+# the range ClickHouse stores.
 UuidList = Annotated[list[uuid.UUID] | None, BeforeValidator(_one_or_many)]
 UtcTime = Annotated[datetime | None, AfterValidator(_utc)]
 

@@ -13,10 +13,11 @@ import base64
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from query.cursors import EARLIEST, LATEST
 from query.run_search import RunQuery, RunSearch, UtcTime
 from query.runs_v2_shape import SelectField
 from schemas import ApiError, jsonutil
@@ -25,9 +26,6 @@ from storage.run_queries import RunReader
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 DEFAULT_WINDOW = timedelta(days=1)
-# DateTime64's range: a bound outside it cannot be compared with a stored start time.
-EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
-LATEST = datetime(2299, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
 _TIME = "DateTime64(6, 'UTC')"
 
 UNSUPPORTED = {
@@ -49,15 +47,6 @@ def _refuse_unsupported(body: dict[str, Any]) -> None:
             raise ApiError(
                 422, f"{name} is not supported by tracehouse: {why}", detail={"field": name, "unsupported": True}
             )
-
-
-def _in_range(value: datetime | None) -> datetime | None:
-    if value is not None and not EARLIEST <= value <= LATEST:
-        raise ValueError("must be between 1900 and 2299")
-    return value
-
-
-BoundTime = Annotated[UtcTime, AfterValidator(_in_range)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,8 +99,8 @@ class RunQueryV2(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     project_ids: list[uuid.UUID] = Field(min_length=1)
-    min_start_time: BoundTime = None
-    max_start_time: BoundTime = None
+    min_start_time: UtcTime = None
+    max_start_time: UtcTime = None
     filter: str | None = None
     trace_filter: str | None = None
     tree_filter: str | None = None

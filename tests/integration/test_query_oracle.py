@@ -7,6 +7,7 @@ paged through to the end and compared with the oracle's answer: same set of runs
 
 from __future__ import annotations
 
+import base64
 import json
 import operator
 import random
@@ -743,6 +744,12 @@ def test_bad_requests_are_4xx_naming_the_problem(data: Dataset) -> None:
     assert resp.json()["detail"]["field"] == "tree_filter"
     resp = data.http.post("/runs/query", json={"cursor": "garbage"})
     assert resp.status_code == 400 and resp.json()["detail"]["field"] == "cursor"
+    for t in (12 * 10**15, 10**30):  # forged cursors: year 2350 (beyond DateTime64), beyond Python dates
+        forged = base64.urlsafe_b64encode(jsonutil.dumps({"t": t, "i": str(uuid.uuid4()), "d": "next", "o": "desc"}))
+        resp = data.http.post("/runs/query", json={"cursor": forged.decode()})
+        assert resp.status_code == 400 and resp.json()["detail"]["field"] == "cursor", resp.text
+    resp = data.http.post("/runs/query", json={"start_time": "0001-01-01T00:00:00Z"})
+    assert resp.status_code == 422 and "start_time" in resp.text, resp.text
     resp = data.http.post("/runs/query", json={"limit": 0})
     assert resp.status_code == 422
     resp = data.http.post("/runs/query", json={"limit": 1000, "session": data.sessions(), "select": ["id"]})
