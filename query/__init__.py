@@ -7,7 +7,18 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from query import feedback_api, projects_api, runs_api, runs_v2_api, sharing, stats_api, threads, trees
+from query import (
+    feedback_api,
+    projects_api,
+    runs_api,
+    runs_v2_api,
+    sharing,
+    stats_api,
+    threads,
+    threads_v2_api,
+    traces_v2_api,
+    trees,
+)
 from query.run_reads import RunReads
 from storage import Storage
 
@@ -23,7 +34,7 @@ class QueryService:
         self.options = options
         self.router = APIRouter()
         self.runs = RunReads(storage, options.secret_key)
-        for routes in (runs_api, runs_v2_api, trees, threads, sharing):
+        for routes in (runs_api, runs_v2_api, traces_v2_api, threads_v2_api, trees, threads, sharing):
             self.router.include_router(routes.router(self.runs))
         for api in (projects_api, feedback_api, stats_api):
             self.router.include_router(api.router(storage))

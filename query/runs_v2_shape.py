@@ -99,7 +99,7 @@ def _text(value: Any) -> str | None:
     return value.text if isinstance(value, RawJson) else jsonutil.dumps_str(value)
 
 
-def _preview(value: Any) -> str | None:
+def preview(value: Any) -> str | None:
     """The payload's JSON text (an error's text) cut to PREVIEW_CHARS: LangSmith's previews are summaries it
     computes at ingest, which tracehouse does not."""
     text = _text(value)
@@ -142,9 +142,9 @@ _DERIVED: dict[str, Callable[[dict[str, Any]], Any]] = {
     "RUN_TYPE": lambda run: run["run_type"].upper(),
     "STATUS": lambda run: run["status"].upper(),
     "LATENCY_SECONDS": _latency,
-    "ERROR_PREVIEW": lambda run: _preview(run["error"]),
-    "INPUTS_PREVIEW": lambda run: _preview(run["inputs"]),
-    "OUTPUTS_PREVIEW": lambda run: _preview(run["outputs"]),
+    "ERROR_PREVIEW": lambda run: preview(run["error"]),
+    "INPUTS_PREVIEW": lambda run: preview(run["inputs"]),
+    "OUTPUTS_PREVIEW": lambda run: preview(run["outputs"]),
     "METADATA": _metadata,
     "MANIFEST": lambda run: run["serialized"],
     "PROJECT_ID": lambda run: run["session_id"],

@@ -1,0 +1,267 @@
+"""The v2 threads routes of the generated SDK client: `POST /api/v2/threads/query` (`client.threads.query`, which
+replaces `list_threads`) and `GET /api/v2/threads/{thread_id}/traces` (`client.threads.list_traces`, which
+replaces `read_thread`).
+
+Threads are what v1's threads are (`query.threads`): the runs of a project grouped by `thread_id`, aggregated by
+`RunReader.threads`. The filters select root runs through the v1 search, as the v1 SDK's `list_threads` did: a
+thread is listed when one of its roots in the window matches. A thread's traces are its roots, read through the
+v1 search too, oldest first (the conversation in order).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, get_args
+
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from query.cursors import EARLIEST, LATEST
+from query.filter import Params
+from query.run_reads import CurrentTenant, JsonBody, RunReads, json_response
+from query.run_search import RunQuery, UtcTime, parse_filter
+from query.runs_v2_api import V2Runs, base_url
+from query.runs_v2_query import StartedBy
+from query.runs_v2_shape import RunShape, SelectField, preview
+from query.serialize import iso
+from query.v2_requests import (
+    NEEDS_A_MODEL,
+    Window,
+    decode_cursor,
+    encode_cursor,
+    invalid_cursor,
+    openapi_body,
+    parse_body,
+    resolve_window,
+)
+from schemas import ApiError, jsonutil
+
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+_TIME = "DateTime64(6, 'UTC')"
+
+UNSUPPORTED = {
+    **NEEDS_A_MODEL,
+    "thread_filter": "filters over thread summaries are not compiled; filter, trace_filter and tree_filter are",
+}
+
+ThreadTraceSelect = Literal[
+    "THREAD_ID",
+    "TRACE_ID",
+    "OP",
+    "PROMPT_TOKENS",
+    "COMPLETION_TOKENS",
+    "TOTAL_TOKENS",
+    "START_TIME",
+    "END_TIME",
+    "LATENCY",
+    "FIRST_TOKEN_TIME",
+    "INPUTS_PREVIEW",
+    "OUTPUTS_PREVIEW",
+    "INPUTS",
+    "OUTPUTS",
+    "ERROR",
+    "PROMPT_COST",
+    "COMPLETION_COST",
+    "TOTAL_COST",
+    "PROMPT_TOKEN_DETAILS",
+    "COMPLETION_TOKEN_DETAILS",
+    "PROMPT_COST_DETAILS",
+    "COMPLETION_COST_DETAILS",
+    "NAME",
+    "ERROR_PREVIEW",
+    "TURN_NUMBER",
+]
+UNSUPPORTED_SELECTS = {
+    "OP": "LangSmith's numeric run-type codes are not published; the runs API returns run_type",
+    "TURN_NUMBER": "turn numbers are not computed; traces come oldest first, so a client can count them",
+}
+# The run select that answers each supported thread-trace select: the one of the same name but for LATENCY.
+RUN_SELECT_OF: dict[str, SelectField] = {
+    "LATENCY": "LATENCY_SECONDS",
+    **{s: s for s in get_args(ThreadTraceSelect) if s not in UNSUPPORTED_SELECTS and s != "LATENCY"},
+}
+
+
+class ThreadQueryV2(BaseModel):
+    """The body of `POST /api/v2/threads/query` (`types/thread_query_params.py`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    project_id: uuid.UUID
+    min_start_time: UtcTime = None
+    max_start_time: UtcTime = None
+    filter: str | None = None
+    trace_filter: str | None = None
+    tree_filter: str | None = None
+    page_size: int = Field(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
+    cursor: str | None = None
+
+    def roots(self, window: Window) -> RunQuery:
+        """The roots in the window that the filters select. A root is its trace's root, so v1's `trace_filter`
+        and `tree_filter` mean what v2's do."""
+        return RunQuery(
+            session=[self.project_id],
+            is_root=True,
+            start_time=window.start,
+            filter=self.filter,
+            trace_filter=self.trace_filter,
+            tree_filter=self.tree_filter,
+            select=[],
+        )
+
+
+def _encode_after(row: dict[str, Any]) -> str:
+    return jsonutil.dumps_str([iso(row["last_start_time"]), row["thread_id"]])
+
+
+def _decode_after(after: str) -> tuple[datetime, str]:
+    try:
+        text, thread_id = jsonutil.loads(after)
+        last = datetime.fromisoformat(text)
+        if last.tzinfo is None or not EARLIEST <= last <= LATEST or not isinstance(thread_id, str):
+            raise ValueError("not a cursor")
+    except (ValueError, TypeError):
+        raise invalid_cursor() from None
+    return last, thread_id
+
+
+def _nan_to_none(value: float | None) -> float | None:
+    return None if value is None or value != value else value
+
+
+def router(reads: RunReads) -> APIRouter:
+    api = APIRouter(prefix="/api/v2", tags=["threads v2"])
+    runs = V2Runs(reads)
+
+    def trace_ends(
+        tenant_id: uuid.UUID, q: ThreadQueryV2, window: Window, threads: list[dict[str, Any]]
+    ) -> dict[str, dict[str, Any]]:
+        """Per thread, its first and last trace in the window and the error of its last failing one, which the
+        aggregation does not return: one v1 search for the roots of the page's threads, narrow columns only."""
+        if not threads:
+            return {}
+        in_threads = f"in(thread_id, {json.dumps([t['thread_id'] for t in threads], ensure_ascii=False)})"
+        roots = RunQuery(
+            session=[q.project_id], is_root=True, start_time=window.start, filter=in_threads, select=[], order="asc"
+        )
+        every = sum(t["trace_count"] for t in threads)
+        found = StartedBy(reads.reader, window.end).page(tenant_id, roots.model_copy(update={"limit": every}))
+        ends: dict[str, dict[str, Any]] = {}
+        for row in found.rows:
+            end = ends.setdefault(row["thread_id"], {"first_trace_id": str(row["id"]), "last_error": None})
+            end["last_trace_id"] = str(row["id"])
+            if row["status"] == "error":
+                end["last_error"] = preview(reads.serializer.payload(row, "error"))
+        return ends
+
+    def thread(row: dict[str, Any], ends: dict[str, Any]) -> dict[str, Any]:
+        """A `types/thread.py` Thread. Feedback stats and token and cost details are not aggregated per thread."""
+        latency = row["latency"] or []
+        first = {"inputs": row["first_inputs"], "payload_refs": row["first_refs"], "id": row["thread_id"]}
+        last = {"outputs": row["last_outputs"], "payload_refs": row["last_refs"], "id": row["thread_id"]}
+        return {
+            "thread_id": row["thread_id"],
+            "count": row["trace_count"],
+            "min_start_time": iso(row["first_start_time"]),
+            "max_start_time": iso(row["last_start_time"]),
+            "start_time": iso(row["last_start_time"]),
+            "first_trace_id": ends.get("first_trace_id"),
+            "last_trace_id": ends.get("last_trace_id"),
+            "trace_id": ends.get("last_trace_id"),
+            "first_inputs": preview(reads.serializer.payload(first, "inputs", raw=True)),
+            "last_outputs": preview(reads.serializer.payload(last, "outputs", raw=True)),
+            "last_error": ends.get("last_error"),
+            "num_errored_turns": row["error_count"],
+            "latency_p50": _nan_to_none(latency[0]) if latency else None,
+            "latency_p99": _nan_to_none(latency[1]) if len(latency) > 1 else None,
+            "total_tokens": row["total_tokens"],
+            "total_cost": row["total_cost"],
+            "feedback_stats": None,
+            "total_token_details": None,
+            "total_cost_details": None,
+            "query_metadata": None,
+        }
+
+    @api.post(
+        "/threads/query",
+        summary="Threads of a project active in a start-time window, most recent activity first",
+        openapi_extra=openapi_body(ThreadQueryV2),
+    )
+    def query_threads(tenant: CurrentTenant, body: JsonBody = None) -> Response:
+        q = parse_body(ThreadQueryV2, body if body is not None else {}, UNSUPPORTED)
+        after, pinned = decode_cursor(q.cursor) if q.cursor else (None, None)
+        window = resolve_window(q.min_start_time, q.max_start_time, pinned, datetime.now(UTC), max_exclusive=True)
+        params = Params("th")
+        where = (
+            f"session_id = {params.add(q.project_id, 'UUID')} AND start_time >= {params.add(window.start, _TIME)} "
+            f"AND start_time <= {params.add(window.end, _TIME)}"
+        )
+        having = "1"
+        if after is not None:
+            last, thread_id = _decode_after(after)
+            t, th = params.add(last, _TIME), params.add(thread_id, "String")
+            having = f"last_start_time < {t} OR (last_start_time = {t} AND thread_id < {th})"
+        values = params.values
+        if q.filter or q.trace_filter or q.tree_filter:
+            matching = StartedBy(reads.reader, window.end).where(tenant.id, q.roots(window))
+            roots, roots_params = matching if matching is not None else ("0", {})
+            where += (
+                f" AND thread_id IN (SELECT thread_id FROM runs FINAL WHERE tenant_id = {{tenant:UUID}} AND {roots})"
+            )
+            values = {**values, **roots_params}
+        rows = reads.reader.threads(tenant.id, where=where, params=values, having=having, limit=q.page_size + 1)
+        more = len(rows) > q.page_size
+        rows = rows[: q.page_size]
+        ends = trace_ends(tenant.id, q, window, rows)
+        items = [thread(row, ends.get(row["thread_id"], {})) for row in rows]
+        next_cursor = encode_cursor(_encode_after(rows[-1]), window) if more else None
+        return json_response({"items": items, "next_cursor": next_cursor})
+
+    @api.get("/threads/{thread_id}/traces", summary="A thread's traces (root runs), oldest first")
+    def thread_traces(
+        request: Request,
+        tenant: CurrentTenant,
+        thread_id: str,
+        project_id: uuid.UUID,
+        cursor: Annotated[str | None, Query()] = None,
+        filter: Annotated[str | None, Query()] = None,
+        page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
+        selects: Annotated[list[ThreadTraceSelect] | None, Query()] = None,
+        trace_filter: Annotated[str | None, Query()] = None,
+        tree_filter: Annotated[str | None, Query()] = None,
+    ) -> Response:
+        selects = selects or []
+        for select in selects:
+            if select in UNSUPPORTED_SELECTS:
+                raise ApiError(
+                    422,
+                    f"select {select} is not supported by tracehouse: {UNSUPPORTED_SELECTS[select]}",
+                    detail={"field": "selects", "unsupported": True, "select": select},
+                )
+        conditions = [f"eq(thread_id, {json.dumps(thread_id, ensure_ascii=False)})"]
+        for argument, text in (("filter", filter), ("trace_filter", trace_filter)):
+            if text:  # on a root, the trace filter is the root's own; parsed alone, an error names its argument
+                parse_filter(text, argument)
+                conditions.append(text)
+        shape = RunShape(tuple(RUN_SELECT_OF[s] for s in selects), base_url(request))
+        q = RunQuery(
+            session=[project_id],
+            is_root=True,
+            filter=conditions[0] if len(conditions) == 1 else f"and({', '.join(conditions)})",
+            tree_filter=tree_filter,
+            select=list(shape.payloads),
+            limit=page_size,
+            cursor=cursor,
+            order="asc",
+        )
+        page = reads.search.page(tenant.id, q)
+        items = [
+            {"trace_id": run["id"], **{s.lower(): run[RUN_SELECT_OF[s].lower()] for s in selects}}
+            for run in runs.answer(tenant.id, shape, page.rows)
+        ]
+        return json_response({"items": items, "next_cursor": page.next})
+
+    return api
