@@ -28,7 +28,11 @@ from tracehouse.timeouts import RequestTimeoutMiddleware
 
 log = logging.getLogger("tracehouse")
 
-API_VERSION = "0.10.100"  # >= 0.8.10 enables multipart feedback in the SDK; < 0.16 keeps it on the v1 API
+# >= 0.8.10 enables multipart feedback in the SDK. Below 0.16 the SDK (0.15) logs a warning when its generated v2
+# resources are used; tracehouse serves their run, trace and thread reads (docs/v2-api.md) but not the rest of v2
+# (datasets, evaluators, sessions...), so it does not claim 0.16. SDK 0.15 chooses v1 or v2 for its own queries by
+# /info's instance_flags, not by this version.
+API_VERSION = "0.10.100"
 
 # The SDK crashes its tracing thread on a partial batch_ingest_config (protocol §2.2): always send all six keys.
 BATCH_INGEST_CONFIG = {
