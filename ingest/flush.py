@@ -177,8 +177,8 @@ class Flusher:
     def _states(
         self, tenant_id: uuid.UUID, ids: set[str], starts: dict[str, datetime]
     ) -> dict[str, dict[str, Any] | None]:
-        """Current states, from the cache else from storage; `starts` are the runs' expected start times, which
-        bound the storage lookup (see `RunStore.current`)."""
+        """Current states: of a batch staged but not yet written, else from the cache, else from storage.
+        `starts` are the runs' expected start times, which bound the storage lookup (see `RunStore.current`)."""
         states: dict[str, dict[str, Any] | None] = {}
         missing = set()
         tenant = str(tenant_id)
