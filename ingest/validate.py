@@ -9,7 +9,7 @@ from typing import Any
 
 from schemas import ApiError
 from schemas.jsonutil import MAX_NESTING, too_deep
-from schemas.runs import CANONICAL_UUID, RUN_TYPES, OpKind, RunOp
+from schemas.runs import CANONICAL_UUID, EARLIEST_TIME, LATEST_TIME, RUN_TYPES, OpKind, RunOp
 
 _UUID_FIELDS = ("trace_id", "parent_run_id", "session_id", "reference_example_id")
 _TIME_FIELDS = ("start_time", "end_time")
@@ -53,7 +53,7 @@ def time_text(value: Any, part: str, field: str) -> str:
     """Canonical UTC ISO text; the SDK's own form (`…ffffff+00:00`) is checked and kept as it is."""
     if isinstance(value, str) and len(value) == 32 and value.endswith("+00:00"):
         try:
-            datetime.fromisoformat(value)
+            _stored_range(datetime.fromisoformat(value), part, field)
         except ValueError:
             raise invalid(part, field, f"is not an ISO 8601 timestamp: {value!r:.80}") from None
         return value
@@ -61,15 +61,23 @@ def time_text(value: Any, part: str, field: str) -> str:
 
 
 def parse_time(value: Any, part: str, field: str) -> datetime:
-    """ISO 8601; naive timestamps are UTC (protocol §5.3)."""
+    """ISO 8601; naive timestamps are UTC (protocol §5.3); within the range ClickHouse stores."""
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value)
         except ValueError:
             pass
         else:
-            return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+            utc = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+            return _stored_range(utc, part, field)
     raise invalid(part, field, f"is not an ISO 8601 timestamp: {value!r:.80}")
+
+
+def _stored_range(value: datetime, part: str, field: str) -> datetime:
+    if not EARLIEST_TIME <= value <= LATEST_TIME:
+        years = f"{EARLIEST_TIME.year} and {LATEST_TIME.year}"
+        raise invalid(part, field, f"must be between {years}, got {value.isoformat()}")
+    return value
 
 
 def format_time(value: datetime) -> str:

@@ -13,13 +13,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from schemas import ApiError, jsonutil
+from schemas.runs import EARLIEST_TIME, LATEST_TIME
 
 Direction = Literal["next", "prev"]
 Order = Literal["asc", "desc"]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# DateTime64's range: a time outside it cannot be compared with a stored start time (ClickHouse refuses it).
-EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
-LATEST = datetime(2299, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +41,7 @@ class Cursor:
                 direction=raw["d"],
                 order=raw["o"],
             )
-            if not EARLIEST <= cursor.start_time <= LATEST:
+            if not EARLIEST_TIME <= cursor.start_time <= LATEST_TIME:
                 raise ValueError("cursor time out of range")
         except (ValueError, KeyError, TypeError, OverflowError) as error:
             raise ApiError(

@@ -13,9 +13,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
-from query.cursors import EARLIEST, LATEST, Cursor
+from query.cursors import Cursor
 from query.filter import FilterError, Node, Params, Search, compile_filter, parse
 from schemas import ApiError
+from schemas.runs import EARLIEST_TIME, LATEST_TIME
 from storage.run_queries import META_COLUMNS, PAYLOAD_COLUMNS, TRACE_CLOCK_SKEW, RunLocation, RunReader
 
 MAX_LIMIT = 100
@@ -30,7 +31,7 @@ def _utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    if not EARLIEST <= value <= LATEST:
+    if not EARLIEST_TIME <= value <= LATEST_TIME:
         raise ValueError("must be between 1900 and 2299")
     return value
 

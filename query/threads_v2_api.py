@@ -18,7 +18,6 @@ from typing import Annotated, Any, Literal, get_args
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from query.cursors import EARLIEST, LATEST
 from query.filter import Params
 from query.run_reads import CurrentTenant, JsonBody, RunReads, json_response
 from query.run_search import RunQuery, UtcTime, parse_filter
@@ -37,6 +36,7 @@ from query.v2_requests import (
     resolve_window,
 )
 from schemas import ApiError, jsonutil
+from schemas.runs import EARLIEST_TIME, LATEST_TIME
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
@@ -121,7 +121,7 @@ def _decode_after(after: str) -> tuple[datetime, str]:
     try:
         text, thread_id = jsonutil.loads(after)
         last = datetime.fromisoformat(text)
-        if last.tzinfo is None or not EARLIEST <= last <= LATEST or not isinstance(thread_id, str):
+        if last.tzinfo is None or not EARLIEST_TIME <= last <= LATEST_TIME or not isinstance(thread_id, str):
             raise ValueError("not a cursor")
     except (ValueError, TypeError):
         raise invalid_cursor() from None

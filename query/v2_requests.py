@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from query.cursors import EARLIEST, LATEST
 from schemas import ApiError, jsonutil
+from schemas.runs import EARLIEST_TIME, LATEST_TIME
 
 DEFAULT_WINDOW = timedelta(days=1)
 # Options that several v2 bodies have and tracehouse refuses, with why.
@@ -107,7 +107,7 @@ def decode_cursor(text: str) -> tuple[str, Window]:
         raw = jsonutil.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
         pinned = Window(datetime.fromisoformat(raw["from"]), datetime.fromisoformat(raw["to"]))
         if not isinstance(raw["after"], str) or not all(
-            t.tzinfo is not None and EARLIEST <= t <= LATEST for t in (pinned.start, pinned.end)
+            t.tzinfo is not None and EARLIEST_TIME <= t <= LATEST_TIME for t in (pinned.start, pinned.end)
         ):
             raise ValueError("not a cursor")
     except (ValueError, KeyError, TypeError):

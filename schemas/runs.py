@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 # The form `str(uuid.UUID(...))` gives, and the only form run ids travel in past validation.
 CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# DateTime64's range. ClickHouse stores and compares run times only within it (a query parameter outside it does
+# not even parse), so ingest refuses other run times and queries refuse other bounds.
+EARLIEST_TIME = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(2299, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
 RUN_TYPES = frozenset({"tool", "chain", "llm", "retriever", "embedding", "prompt", "parser"})
 
 # Fields sent out of band (multipart `<op>.<id>.<name>` parts) or inline (batch JSON, POST /runs).

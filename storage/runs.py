@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from schemas.runs import CANONICAL_UUID
+from schemas.runs import CANONICAL_UUID, EARLIEST_TIME, LATEST_TIME
 from storage.clickhouse import ClickHouse
 
 RUN_COLUMNS = (
@@ -126,8 +126,12 @@ class RunStore:
         under a start time more than a second away from its hint is not found: a run's start time comes from
         its first post and clients resend the same one, so such an op is one that contradicts the stored run."""
         ids = set(ids)
-        hinted = sorted((start, run_id) for run_id, start in (starts or {}).items() if run_id in ids)
-        located = self._newest("run_ids", ("session_id", "start_time"), tenant_id, ids.difference(starts or ()))
+        hinted = sorted(  # a hint outside DateTime64's range (a dotted order's time is not checked) goes by id
+            (t, run_id) for run_id, t in (starts or {}).items() if run_id in ids and EARLIEST_TIME <= t <= LATEST_TIME
+        )
+        located = self._newest(
+            "run_ids", ("session_id", "start_time"), tenant_id, ids.difference(run_id for _, run_id in hinted)
+        )
         for chunk in range(0, len(hinted), _IDS_PER_QUERY):  # time-ordered chunks: narrow ranges each
             part = hinted[chunk : chunk + _IDS_PER_QUERY]
             located.update(

@@ -152,6 +152,27 @@ def test_dotted_order_must_end_with_the_run() -> None:
         normalise("post", RUN, {"name": "a", "run_type": "llm", "dotted_order": f"20240101T000000000000Z{other}"}, "p")
 
 
+@pytest.mark.parametrize(
+    ("value", "kept"),
+    [
+        ("0001-01-01T00:00:00.000000+00:00", False),  # the SDK's own form
+        ("1899-12-31T23:59:59", False),
+        ("2300-01-01T00:00:00Z", False),
+        ("1900-01-01T00:00:00.000000+00:00", True),
+        ("2299-12-31T23:59:59.999999Z", True),
+    ],
+)
+def test_run_times_outside_what_clickhouse_stores_are_refused(value: str, kept: bool) -> None:
+    """Such a time stored, but reading the run back (a later patch) sent ClickHouse a parameter it cannot parse."""
+    fields = {"name": "a", "run_type": "llm", "start_time": "2026-01-01T00:00:00Z", "end_time": value}
+    if kept:
+        assert normalise("post", RUN, fields, "post.x").fields["end_time"]
+    else:
+        with pytest.raises(ApiError, match="end_time must be between 1900 and 2299") as error:
+            normalise("post", RUN, fields, "post.x")
+        assert error.value.status == 422 and error.value.detail["field"] == "end_time"
+
+
 def test_inline_attachments_are_decoded() -> None:
     op = decode.from_run(
         "post",

@@ -109,6 +109,27 @@ def test_scattered_start_times_are_joined_across_the_smallest_gaps() -> None:
         assert any(low + timedelta(seconds=1) <= start <= high - timedelta(seconds=1) for low, high in found)
 
 
+def test_a_dotted_order_time_outside_the_stored_range_is_looked_up_by_id(storage: Storage) -> None:
+    """Ingest checks start times but not the times in a dotted order: a hint from one must not reach a query
+    parameter ClickHouse cannot parse (that failed the batch), and the patch still finds its run."""
+    tenant, run_id = uuid.uuid4(), str(uuid.uuid4())
+    post = RunOp("post", run_id, {"id": run_id, "name": "x", "run_type": "chain", "start_time": START})
+    dotted = f"00010101T000000000000Z{run_id}"
+    patch = RunOp("patch", run_id, {"id": run_id, "outputs": {"ok": True}, "dotted_order": dotted})
+    flusher = Flusher(storage, FlushOptions(cache_runs=0))  # the patch must find the post in storage
+    try:
+        for op in (post, patch):
+            flusher([records.encode(tenant, [op], [])])
+        rows = (
+            storage.clickhouse.client()
+            .query("SELECT name, outputs FROM runs FINAL WHERE tenant_id = {t:UUID}", parameters={"t": tenant})
+            .result_rows
+        )
+        assert rows == [("x", '{"ok":true}')]
+    finally:
+        flusher.close()
+
+
 def test_start_hints() -> None:
     run_id, parent = str(uuid.UUID(int=7)), str(uuid.UUID(int=8))
     dotted = f"20261130T100000123456Z{parent}.20261130T100001000001Z{run_id}"
