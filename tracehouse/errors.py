@@ -18,6 +18,17 @@ from schemas import ApiError, jsonutil
 log = logging.getLogger("tracehouse")
 
 _LOCATIONS = {"path": "path parameter", "query": "query parameter", "header": "header", "cookie": "cookie"}
+# What every error body is, for the OpenAPI document.
+ERROR_SCHEMA = {
+    "title": "Error",
+    "type": "object",
+    "required": ["error", "status"],
+    "properties": {
+        "error": {"type": "string", "description": "what is wrong"},
+        "status": {"type": "integer", "description": "the HTTP status"},
+        "detail": {"type": "object", "description": "the field, part or parameter at fault, when there is one"},
+    },
+}
 
 
 def install(app: FastAPI) -> None:
@@ -25,6 +36,19 @@ def install(app: FastAPI) -> None:
     app.exception_handler(ApiError)(_api_error)
     app.exception_handler(HTTPException)(_http_error)
     app.exception_handler(RequestValidationError)(_invalid_request)
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        """FastAPI documents its validation errors (the 422 of every route with parameters) in its own shape,
+        `HTTPValidationError`: the document says what these answers really are."""
+        if app.openapi_schema is None:
+            schemas = generate().get("components", {}).get("schemas", {})
+            if "HTTPValidationError" in schemas:
+                schemas["HTTPValidationError"] = ERROR_SCHEMA
+                schemas.pop("ValidationError", None)  # only HTTPValidationError referred to it
+        return app.openapi_schema  # type: ignore[return-value]  # set by generate()
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _render(error: ApiError, headers: dict[str, str] | None = None) -> Response:

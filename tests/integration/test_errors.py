@@ -75,3 +75,16 @@ def test_the_sdk_maps_them_by_status(server: Server) -> None:
     """The SDK reads an error's status, never its `detail` key: an unknown route is still its not-found error."""
     with pytest.raises(LangSmithNotFoundError):
         Client(api_url=server.url, api_key="unused").read_dataset(dataset_name="no-datasets-here")
+
+
+def test_the_openapi_document_describes_422s_as_they_are_answered(server: Server) -> None:
+    """FastAPI documents parameter validation failures in its own shape; the document must describe the one
+    clients get, so that generated clients parse it."""
+    document = httpx.get(f"{server.url}/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    assert "ValidationError" not in schemas
+    assert schemas["HTTPValidationError"]["required"] == ["error", "status"]
+    run_by_id = document["paths"]["/runs/{run_id}"]["get"]["responses"]["422"]["content"]["application/json"]
+    assert run_by_id["schema"] == {"$ref": "#/components/schemas/HTTPValidationError"}
+    body = httpx.get(f"{server.url}/runs/not-a-uuid").json()
+    assert set(body) <= set(schemas["HTTPValidationError"]["properties"]), body
