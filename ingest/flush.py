@@ -165,7 +165,7 @@ class Flusher:
                 if not changed:
                     break
                 children = self.runs.children(tenant_id, changed)
-                changed = self._write_runs(tenant_id, [], rederive=set(children), starts=children)
+                changed = self._store(self._stage_runs(tenant_id, [], rederive=set(children), starts=children))
 
     def discard(self, staged: Staged) -> None:
         """Forget a staged batch that was not written (its write failed): it is staged again from the spool."""
@@ -206,7 +206,7 @@ class Flusher:
             self.cache.drop((str(tenant_id), str(run_id)))
             by_tenant[tenant_id].append(merge.absorb(jsonutil.loads(text), str(run_id)))
         for tenant_id, ops in by_tenant.items():
-            self._write_runs(tenant_id, ops, retire={op.run_id for op in ops})
+            self._store(self._stage_runs(tenant_id, ops, retire={op.run_id for op in ops}))
         return len(found)
 
     def promote_orphans(self, limit: int = 1_000, min_age: float = 600.0) -> int:
@@ -221,19 +221,11 @@ class Flusher:
                 op = merge.absorb(state, str(run_id))
                 by_tenant[tenant_id].append(RunOp("post", op.run_id, op.fields, op.attachments))
         for tenant_id, ops in by_tenant.items():
-            self._write_runs(tenant_id, ops, retire={op.run_id for op in ops})
+            self._store(self._stage_runs(tenant_id, ops, retire={op.run_id for op in ops}))
         return sum(len(ops) for ops in by_tenant.values())
 
-    def _write_runs(
-        self,
-        tenant_id: uuid.UUID,
-        ops: list[RunOp],
-        retire: set[str] = frozenset(),
-        rederive: set[str] = frozenset(),
-        starts: dict[str, datetime] | None = None,
-    ) -> list[dict[str, Any]]:
-        """`_stage_runs`, written and settled at once; returns the stored runs whose dotted order changed."""
-        write = self._stage_runs(tenant_id, ops, retire, rederive, starts)
+    def _store(self, write: RunWrite) -> list[dict[str, Any]]:
+        """A staged write, written and settled at once; returns the stored runs whose dotted order changed."""
         try:
             self._write(write)
         except Exception:
