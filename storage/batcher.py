@@ -109,8 +109,7 @@ class Batcher:
                 except Exception:
                     log.exception("batcher maintenance failed; retrying next interval")
             # While a batch is being written, only new records are worth waiting for: without any, finish it.
-            since = self._writing.ends[-1] if self._writing else None
-            if not self.spool.wait_for_data(0 if self._writing else self.interval, since):
+            if not self.spool.wait_for_data(0 if self._writing else self.interval, self._read_from):
                 self.finish()
                 continue
             # Batches start at most every `interval` (`busy_interval` under load) unless the last one was full:
@@ -129,12 +128,16 @@ class Batcher:
                 backoff = min(self.max_backoff, max(0.1, backoff * 2))
                 self._stop.wait(backoff)
 
+    @property
+    def _read_from(self) -> Position | None:
+        """Where the next batch starts: after the batch being written, else at the checkpoint (None)."""
+        return self._writing.ends[-1] if self._writing else None
+
     def drain_once(self) -> tuple[bool, bool]:
         """Stage the next batch while the one before is written, then finish that one and hand this one to the
         writer (or write it here, when it is exclusive). Returns (no failure, batch was full); a failure means
         storage refused a batch, which stays in the spool. The batch's size is kept in `last_batch_bytes`."""
-        since = self._writing.ends[-1] if self._writing else None
-        records, ends = self.spool.read(max_records=self.max_records, max_bytes=self.max_bytes, since=since)
+        records, ends = self.spool.read(max_records=self.max_records, max_bytes=self.max_bytes, since=self._read_from)
         self.last_batch_bytes = sum(map(len, records))
         full = len(records) >= self.max_records or self.last_batch_bytes >= self.max_bytes
         started = time.perf_counter()
