@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
+from langsmith import Client
 
 from storage import Storage
 from tests.support import S3_ENV, MotoServer, Server
@@ -34,6 +35,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv = Server(tmp_path_factory.mktemp("server") / "data").start()
     yield srv
     srv.stop()
+
+
+@pytest.fixture(scope="module")
+def client(server: Server) -> Iterator[Client]:
+    """The real langsmith SDK against the module's server; flushed at the end so no trace is left unsent."""
+    sdk = Client(api_url=server.url, api_key="unused")
+    yield sdk
+    sdk.flush()
 
 
 @pytest.fixture(scope="module")

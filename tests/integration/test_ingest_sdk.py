@@ -18,13 +18,6 @@ from langsmith.utils import LangSmithNotFoundError
 from tests.support import Server, wait_for
 
 
-@pytest.fixture(scope="module")
-def client(server: Server) -> Iterator[Client]:
-    sdk = Client(api_url=server.url, api_key="unused")
-    yield sdk
-    sdk.flush()
-
-
 def read(client: Client, run_id: Any, *, status: str = "success", timeout: float = 15) -> Any:
     """Poll until the run is stored with the expected status (ingest is asynchronous after the ack)."""
 

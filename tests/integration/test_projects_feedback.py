@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,13 +17,6 @@ from schemas import DEFAULT_TENANT_ID, jsonutil
 from schemas.jsonutil import MAX_NESTING
 from storage import Storage
 from tests.support import Server, wait_for
-
-
-@pytest.fixture(scope="module")
-def client(server: Server) -> Iterator[Client]:
-    sdk = Client(api_url=server.url, api_key="unused")
-    yield sdk
-    sdk.flush()
 
 
 def ingest_trace(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -19,13 +18,6 @@ from tests.support import Server, wait_for
 
 PROJECT = f"sdk-query-{uuid.uuid4().hex[:8]}"
 PROJECT_ID = project_id_for_name(DEFAULT_TENANT_ID, PROJECT)
-
-
-@pytest.fixture(scope="module")
-def client(server: Server) -> Iterator[Client]:
-    c = Client(api_url=server.url, api_key="unused")
-    yield c
-    c.flush()
 
 
 @pytest.fixture(scope="module")

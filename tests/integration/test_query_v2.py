@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -44,13 +44,6 @@ class Traced:
     shared: str
     share_token: str
     with_feedback: str
-
-
-@pytest.fixture(scope="module")
-def client(server: Server) -> Iterator[Client]:
-    c = Client(api_url=server.url, api_key="unused")
-    yield c
-    c.flush()
 
 
 @pytest.fixture(scope="module")

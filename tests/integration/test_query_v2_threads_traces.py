@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -48,13 +48,6 @@ class Traced:
     turns: dict[str, list[str]]  # thread id -> its root ids, oldest first (the old turn of thread 0 first)
     lone: list[str]
     old: str  # thread 0's first turn, started three days ago: outside the default window
-
-
-@pytest.fixture(scope="module")
-def client(server: Server) -> Iterator[Client]:
-    c = Client(api_url=server.url, api_key="unused")
-    yield c
-    c.flush()
 
 
 @pytest.fixture(scope="module")
