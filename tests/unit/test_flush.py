@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -17,6 +18,15 @@ from storage.runs import RunStore, id_sets, windows
 TENANT = uuid.UUID(int=0xF1)
 RUNS = 12_000  # more than two lookup chunks
 START = "2026-11-30T10:00:00.000000+00:00"
+
+
+def stored(storage: Storage, tenant: uuid.UUID, columns: str) -> list[tuple[Any, ...]]:
+    """`columns` of the tenant's runs as readers see them (FINAL), deleted versions included: none is expected."""
+    return (
+        storage.clickhouse.client()
+        .query(f"SELECT {columns} FROM runs FINAL WHERE tenant_id = {{t:UUID}}", parameters={"t": tenant})
+        .result_rows
+    )
 
 
 def test_id_sets_chunk_and_refuse_other_text() -> None:
@@ -77,14 +87,7 @@ def test_patches_of_a_large_batch_find_their_posts(storage: Storage, hint: str) 
             RunOp("patch", run_id, {"id": run_id, "outputs": {"n": n}, **named(run_id)}) for n, run_id in enumerate(ids)
         ]
         flusher([records.encode(tenant, patches, [])])
-        rows = (
-            storage.clickhouse.client()
-            .query(
-                "SELECT name, outputs FROM runs FINAL WHERE tenant_id = {t:UUID} AND NOT is_deleted",
-                parameters={"t": tenant},
-            )
-            .result_rows
-        )
+        rows = stored(storage, tenant, "name, outputs")
         assert len(rows) == RUNS
         assert RunStore(storage.clickhouse).pending(tenant, ids) == {}, "a patch whose post was not found is parked"
         assert sorted(int(outputs[5:-1]) for _, outputs in rows) == list(range(RUNS))
@@ -120,11 +123,7 @@ def test_a_dotted_order_time_outside_the_stored_range_is_looked_up_by_id(storage
     try:
         for op in (post, patch):
             flusher([records.encode(tenant, [op], [])])
-        rows = (
-            storage.clickhouse.client()
-            .query("SELECT name, outputs FROM runs FINAL WHERE tenant_id = {t:UUID}", parameters={"t": tenant})
-            .result_rows
-        )
+        rows = stored(storage, tenant, "name, outputs")
         assert rows == [("x", '{"ok":true}')]
     finally:
         flusher.close()
@@ -165,14 +164,7 @@ def test_a_batch_staged_while_the_one_before_is_unwritten_merges_onto_it(storage
             flusher.write(staged)
             flusher.settle(staged)
         assert flusher.staged == {}
-        rows = (
-            storage.clickhouse.client()
-            .query(
-                "SELECT name, tags, outputs FROM runs FINAL WHERE tenant_id = {t:UUID} AND NOT is_deleted",
-                parameters={"t": tenant},
-            )
-            .result_rows
-        )
+        rows = stored(storage, tenant, "name, tags, outputs")
         assert rows == [("step", ["a"], '{"answer":42}')]
         assert RunStore(storage.clickhouse).pending(tenant, [run_id]) == {}
     finally:
