@@ -53,6 +53,13 @@ def _decode_cursor(text: str) -> tuple[datetime, str]:
         ) from None
 
 
+def threads_after(params: Params, last_start: datetime, thread_id: str) -> str:
+    """HAVING for the threads after (last activity, thread id) in the order `RunReader.threads` returns them:
+    the keyset both the v1 and the v2 thread cursors page by."""
+    t, th = params.add(last_start, _TIME), params.add(thread_id, "String")
+    return f"last_start_time < {t} OR (last_start_time = {t} AND thread_id < {th})"
+
+
 def router(reads: RunReads) -> APIRouter:
     api = APIRouter(tags=["threads"])
 
@@ -79,11 +86,7 @@ def router(reads: RunReads) -> APIRouter:
                 f"thread_id IN (SELECT thread_id FROM runs FINAL WHERE tenant_id = {{tenant:UUID}} "
                 f"AND {' AND '.join([*conds, cond])})"
             )
-        having = "1"
-        if q.cursor:
-            last, thread = _decode_cursor(q.cursor)
-            t, th = params.add(last, _TIME), params.add(thread, "String")
-            having = f"last_start_time < {t} OR (last_start_time = {t} AND thread_id < {th})"
+        having = threads_after(params, *_decode_cursor(q.cursor)) if q.cursor else "1"
         limit = min(q.limit, MAX_LIMIT)
         rows = reads.reader.threads(
             tenant.id, where=" AND ".join(conds) or "1", params=params.values, having=having, limit=limit + 1

@@ -25,6 +25,7 @@ from query.runs_v2_api import V2Runs, base_url
 from query.runs_v2_query import StartedBy
 from query.runs_v2_shape import RunShape, SelectField, preview
 from query.serialize import iso
+from query.threads import threads_after
 from query.v2_requests import (
     NEEDS_A_MODEL,
     Window,
@@ -199,11 +200,7 @@ def router(reads: RunReads) -> APIRouter:
             f"session_id = {params.add(q.project_id, 'UUID')} AND start_time >= {params.add(window.start, _TIME)} "
             f"AND start_time <= {params.add(window.end, _TIME)}"
         )
-        having = "1"
-        if after is not None:
-            last, thread_id = _decode_after(after)
-            t, th = params.add(last, _TIME), params.add(thread_id, "String")
-            having = f"last_start_time < {t} OR (last_start_time = {t} AND thread_id < {th})"
+        having = threads_after(params, *_decode_after(after)) if after is not None else "1"
         values = params.values
         if q.filter or q.trace_filter or q.tree_filter:
             matching = StartedBy(reads.reader, window.end).where(tenant.id, q.roots(window))
