@@ -151,11 +151,11 @@ def router(reads: RunReads) -> APIRouter:
         openapi_extra=openapi_body(ShareDelete),
     )
     def unshare_trace(tenant: CurrentTenant, trace_id: uuid.UUID, body: JsonBody = None) -> Response:
-        """Deletes the share of the trace's root; shares v1 made of its other runs stay."""
+        """Deletes every share of the trace: the root's, and those v1's `PUT /runs/{id}/share` made of its other
+        runs. LangSmith shares a trace as a whole, so unsharing it closes every public link into it, not only the
+        one that v2 created."""
         q = parse_body(ShareDelete, body if body is not None else {}, {})
-        share = runs.shares.get(tenant.id, trace_id)
-        if share is not None and share.session_id == q.session_id:
-            runs.shares.save(share, deleted=True)
+        runs.shares.delete(runs.shares.of_trace(tenant.id, trace_id, q.session_id))
         return Response(status_code=204)
 
     return api

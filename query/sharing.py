@@ -55,7 +55,7 @@ def router(reads: RunReads) -> APIRouter:
     def unshare(tenant: CurrentTenant, run_id: uuid.UUID) -> Response:
         share = shares.get(tenant.id, run_id)
         if share is not None:
-            shares.save(share, deleted=True)
+            shares.delete([share])
         return json_response({"run_id": str(run_id), "share_token": None})
 
     def public_run(share: RunShare, run_id: uuid.UUID) -> Response:
