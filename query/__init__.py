@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from query import (
     feedback_api,
     projects_api,
+    public_v2_api,
     runs_api,
     runs_v2_api,
     sharing,
@@ -34,7 +35,16 @@ class QueryService:
         self.options = options
         self.router = APIRouter()
         self.runs = RunReads(storage, options.secret_key)
-        for routes in (runs_api, runs_v2_api, traces_v2_api, threads_v2_api, trees, threads, sharing):
+        for routes in (
+            runs_api,
+            runs_v2_api,
+            traces_v2_api,
+            threads_v2_api,
+            trees,
+            threads,
+            sharing,
+            public_v2_api,
+        ):
             self.router.include_router(routes.router(self.runs))
         for api in (projects_api, feedback_api, stats_api):
             self.router.include_router(api.router(storage))

@@ -1,7 +1,8 @@
 """The v2 runs routes of the generated SDK client, answered by the v1 read service and reshaped:
 `POST /api/v2/runs/query` and `GET /api/v2/runs/{run_id}` (`client.runs.query_v2`, `retrieve_v2`),
 `GET /api/v2/runs/{run_id}/url` (`get_url`), and `POST`/`DELETE /api/v2/runs/{id}/share` (`share.create`,
-`share.delete`), which keep v1's share links (`query.sharing`) but share a run's trace through its root."""
+`share.delete`), which keep v1's share links (`query.sharing`) but share a run's trace through its root, and
+unshare it whole."""
 
 from __future__ import annotations
 
@@ -56,6 +57,28 @@ class V2Runs:
                 if share is not None:
                     share_urls[str(row["id"])] = f"{shape.base_url}/public/{share.share_token}/run"
         return [shape.run(run, share_urls) for run in runs]
+
+    def of_trace(
+        self,
+        tenant_id: uuid.UUID,
+        trace_id: uuid.UUID,
+        project_id: uuid.UUID,
+        shape: RunShape,
+        *,
+        match: str | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Every run of a trace in a project, in start-time order (ties by id), unpaged, as v2 lists a trace (it
+        holds at most 25,000 runs in LangSmith). `match` (with its `params`) is returned per run as `_match`."""
+        where, scope = self.reads.reader.trace_scope(tenant_id, trace_id)
+        return self.reads.reader.latest(
+            tenant_id,
+            where=f"{where} AND session_id = {{trace_project:UUID}}",
+            params={**scope, **(params or {}), "trace_project": project_id},
+            columns=META_COLUMNS + shape.payloads,
+            order_by="start_time, id",
+            match=match,
+        )
 
 
 def base_url(request: Request) -> str:

@@ -16,7 +16,8 @@ from query.serialize import RawJson
 from schemas import jsonutil
 from storage.run_queries import PAYLOAD_COLUMNS
 
-SelectField = Literal[
+# The fields of a run that both the owner's and the public selects offer.
+_RunField = Literal[
     "ID",
     "NAME",
     "RUN_TYPE",
@@ -29,19 +30,14 @@ SelectField = Literal[
     "ERROR_PREVIEW",
     "EXTRA",
     "METADATA",
-    "EVENTS",
-    "INPUTS",
     "INPUTS_PREVIEW",
-    "OUTPUTS",
     "OUTPUTS_PREVIEW",
-    "MANIFEST",
     "PARENT_RUN_IDS",
     "PROJECT_ID",
     "TRACE_ID",
     "THREAD_ID",
     "DOTTED_ORDER",
     "IS_ROOT",
-    "REFERENCE_EXAMPLE_ID",
     "REFERENCE_DATASET_ID",
     "TOTAL_TOKENS",
     "PROMPT_TOKENS",
@@ -55,16 +51,32 @@ SelectField = Literal[
     "COMPLETION_COST_DETAILS",
     "PRICE_MODEL_ID",
     "TAGS",
+    "THREAD_EVALUATION_TIME",
+    "FEEDBACK_STATS",
+]
+# The owner's selects: the common fields, and those a public run withholds (whole payloads, attachments, links,
+# dataset and queue membership, the user).
+SelectField = Literal[
+    _RunField,
+    "EVENTS",
+    "INPUTS",
+    "OUTPUTS",
+    "MANIFEST",
+    "REFERENCE_EXAMPLE_ID",
     "APP_PATH",
     "ATTACHMENTS",
-    "THREAD_EVALUATION_TIME",
     "IS_IN_DATASET",
     "LAST_QUEUED_AT",
     "SHARE_URL",
-    "FEEDBACK_STATS",
     "LS_USER_ID",
 ]
 SELECT_FIELDS: tuple[SelectField, ...] = get_args(SelectField)
+# What a public (shared) run offers (`types/public/run_query_params.py`): the common fields and `PARENT_RUN_ID`,
+# which the owner's selects lack.
+PublicSelectField = Literal[
+    _RunField,
+    "PARENT_RUN_ID",
+]
 
 PREVIEW_CHARS = 200
 
@@ -157,7 +169,7 @@ _DERIVED: dict[str, Callable[[dict[str, Any]], Any]] = {
 class RunShape:
     """The v2 runs of one request. `base_url` roots attachment and share URLs, which v2 returns absolute."""
 
-    selects: tuple[SelectField, ...]
+    selects: tuple[SelectField | PublicSelectField, ...]
     base_url: str = ""
 
     @property
@@ -180,7 +192,7 @@ class RunShape:
             out[select.lower()] = self._value(select, v1, share_urls)
         return out
 
-    def _value(self, select: SelectField, v1: dict[str, Any], share_urls: Mapping[str, str]) -> Any:
+    def _value(self, select: SelectField | PublicSelectField, v1: dict[str, Any], share_urls: Mapping[str, str]) -> Any:
         if select in UNTRACKED:
             return None
         if select == "ATTACHMENTS":

@@ -8,24 +8,43 @@ are scoped to the share's tenant and trace, and vanish the moment the share is d
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from fastapi import APIRouter, Response
 
 from query.run_reads import OPTIONAL_JSON_BODY, CurrentTenant, JsonBody, RunReads, json_response
 from query.run_search import RunQuery
 from schemas import ApiError
+from storage.run_queries import META_COLUMNS, PAYLOAD_COLUMNS
 from storage.run_shares import RunShare, RunShareRepository
+
+
+class SharedTraces:
+    """What a share token opens, for the public routes of both API versions: the share, and the runs of its trace
+    in its tenant. Anything else, or a deleted share, is a 404, which does not tell a wrong token from a run of
+    another trace."""
+
+    def __init__(self, reads: RunReads) -> None:
+        self.reads = reads
+        self.shares = RunShareRepository(reads.storage.clickhouse)
+
+    def share(self, token: uuid.UUID) -> RunShare:
+        share = self.shares.by_token(token)
+        if share is None:
+            raise ApiError(404, "share link not found")
+        return share
+
+    def row(self, share: RunShare, run_id: uuid.UUID, columns: tuple[str, ...]) -> dict[str, Any]:
+        row = self.reads.get_row(share.tenant_id, run_id, columns)
+        if row is None or row["trace_id"] != share.trace_id:
+            raise ApiError(404, f"run {run_id} is not part of this share")
+        return row
 
 
 def router(reads: RunReads) -> APIRouter:
     api = APIRouter(tags=["sharing"])
-    shares = RunShareRepository(reads.storage.clickhouse)
-
-    def shared(token: uuid.UUID) -> RunShare:
-        share = shares.by_token(token)
-        if share is None:
-            raise ApiError(404, "share link not found")
-        return share
+    traces = SharedTraces(reads)
+    shares = traces.shares
 
     @api.put(
         "/runs/{run_id}/share",
@@ -59,25 +78,23 @@ def router(reads: RunReads) -> APIRouter:
         return json_response({"run_id": str(run_id), "share_token": None})
 
     def public_run(share: RunShare, run_id: uuid.UUID) -> Response:
-        row = reads.get_row(share.tenant_id, run_id)
-        if row is None or row["trace_id"] != share.trace_id:
-            raise ApiError(404, f"run {run_id} is not part of this share")
+        row = traces.row(share, run_id, META_COLUMNS + PAYLOAD_COLUMNS)
         return json_response(reads.to_json(share.tenant_id, [row])[0])
 
     @api.get("/public/{token}/run", summary="The shared run (no auth)")
     def public_shared_run(token: uuid.UUID) -> Response:
-        share = shared(token)
+        share = traces.share(token)
         return public_run(share, share.run_id)
 
     @api.get("/public/{token}/run/{run_id}", summary="A run of the shared trace (no auth)")
     def public_trace_run(token: uuid.UUID, run_id: uuid.UUID) -> Response:
-        return public_run(shared(token), run_id)
+        return public_run(traces.share(token), run_id)
 
     @api.post(
         "/public/{token}/runs/query", summary="Runs of the shared trace (no auth)", openapi_extra=OPTIONAL_JSON_BODY
     )
     def public_query(token: uuid.UUID, body: JsonBody = None) -> Response:
-        share = shared(token)
+        share = traces.share(token)
         q = RunQuery.parse_body(body if body is not None else {})
         q = q.model_copy(update={"trace": share.trace_id, "session": [share.session_id], "session_id": None})
         page = reads.search.page(share.tenant_id, q)

@@ -24,7 +24,7 @@ from query.runs_v2_shape import RunShape, SelectField
 from query.serialize import iso
 from query.v2_requests import FEEDBACK_MODIFIED_AT, NEEDS_A_MODEL, openapi_body, parse_body
 from schemas import ApiError
-from storage.run_queries import META_COLUMNS, TRACE_CLOCK_SKEW
+from storage.run_queries import TRACE_CLOCK_SKEW
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
@@ -135,17 +135,15 @@ def router(reads: RunReads) -> APIRouter:
         max_start_time: Annotated[UtcTime, Query()] = None,
         selects: Annotated[list[SelectField] | None, Query()] = None,
     ) -> Response:
-        """Every run of the trace, unpaged, as v2 does (a trace holds at most 25,000 runs in LangSmith). A trace
-        with no run in the project is a 404; one whose runs all miss the filter or window answers no items."""
+        """A trace with no run in the project is a 404; one whose runs all miss the filter or window answers no
+        items."""
         if (min_start_time is None) != (max_start_time is None):
             missing = "min_start_time" if min_start_time is None else "max_start_time"
             raise ApiError(
                 422, f"{missing} is required together with the other bound", detail={"field": missing, "in": "query"}
             )
         shape = RunShape(tuple(selects or ()), base_url(request))
-        where, params = reads.reader.trace_scope(tenant.id, trace_id)
         found = Params("tr")
-        where = f"{where} AND session_id = {found.add(project_id, 'UUID')}"
         match = compile_argument(filter, "filter", found) if filter else None
         if min_start_time is not None and max_start_time is not None:
             if min_start_time > max_start_time:
@@ -154,14 +152,7 @@ def router(reads: RunReads) -> APIRouter:
                 )
             bounds = f"start_time BETWEEN {found.add(min_start_time, _TIME)} AND {found.add(max_start_time, _TIME)}"
             match = f"({match}) AND {bounds}" if match else bounds
-        rows = reads.reader.latest(
-            tenant.id,
-            where=where,
-            params={**params, **found.values},
-            columns=META_COLUMNS + shape.payloads,
-            order_by="start_time, id",
-            match=match,
-        )
+        rows = runs.of_trace(tenant.id, trace_id, project_id, shape, match=match, params=found.values)
         if not rows:
             raise ApiError(
                 404,

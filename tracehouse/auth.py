@@ -25,7 +25,7 @@ from tracehouse.ratelimit import RateLimiter
 
 _PUBLIC = re.compile(
     r"^(?:/api/v1)?(?:/info|/ok|/health|/metrics|/docs.*|/redoc|/openapi\.json"
-    r"|/feedback/tokens/[^/]+|/public/.*|/attachments/.*)$"
+    r"|/feedback/tokens/[^/]+|/public/.*|/api/v2/public/.*|/attachments/.*)$"
 )
 
 
