@@ -20,7 +20,9 @@ import pytest
 
 from tests.support import Server, wait_for
 
-PUBLIC = re.compile(r"^(/api/v1)?(/info|/ok|/health|/metrics|/feedback/tokens/\{[^}]+\}|/public/.*|/attachments/.*)$")
+PUBLIC = re.compile(
+    r"^(/api/v1)?(/info|/ok|/health|/metrics|/feedback/tokens/\{[^}]+\}|/public/.*|/api/v2/public/.*|/attachments/.*)$"
+)
 
 
 def create_key(data_dir: Path, *tenants: str) -> str:
@@ -226,6 +228,21 @@ def test_public_token_urls_work_without_a_key(setup: Any) -> None:
     run = httpx.get(f"{server.url}/runs/{ids_b['run']}", headers={"x-api-key": key_b}).json()
     attachment = run["s3_urls"]["attachment.doc"]["presigned_url"]
     assert httpx.get(f"{server.url}{attachment}").content == b"secret"
+
+
+def test_v2_public_reads_need_no_key_and_stay_in_the_shares_tenant(setup: Any) -> None:
+    server, key_a, _, _, ids_b = setup
+    public = f"{server.url}/api/v2/public/{ids_b['share']}"
+    child = httpx.get(f"{public}/run/{ids_b['child']}", params={"selects": ["NAME", "PARENT_RUN_ID"]})
+    assert child.json() == {"id": ids_b["child"], "name": "b-secret-child", "parent_run_id": ids_b["run"]}
+    listed = httpx.post(f"{public}/runs/query", json={"selects": ["NAME"]}).json()["items"]
+    assert {r["id"] for r in listed} == {ids_b["run"], ids_b["child"]}
+    ids_a = seed(server.url, key_a, "a-public")
+    assert httpx.get(f"{public}/run/{ids_a['run']}").status_code == 404, "B's share does not open A's runs"
+    a_share = f"{server.url}/api/v2/public/{ids_a['share']}"
+    assert httpx.get(f"{a_share}/run/{ids_b['child']}").status_code == 404, "nor A's share B's"
+    listed_a = httpx.post(f"{a_share}/runs/query", json={}).json()["items"]
+    assert {r["id"] for r in listed_a} == {ids_a["run"], ids_a["child"]}
 
 
 def test_revoked_key_is_refused(tmp_path: Path) -> None:
