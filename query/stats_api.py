@@ -14,7 +14,7 @@ from schemas import ApiError, Tenant
 from schemas.tenancy import current_tenant
 from storage import Storage
 from storage.deletes import Deleter
-from storage.feedback import stats_entry
+from storage.feedback import of_runs, stats_entry
 from storage.run_queries import RunReader
 from storage.stats import RunStats
 
@@ -22,10 +22,6 @@ CurrentTenant = Annotated[Tenant, Depends(current_tenant)]
 MAX_DELETE_TRACES = 1000
 _BUCKET = re.compile(r"(\d+)\s*(m|h|d)")
 _UNITS = {"m": "MINUTE", "h": "HOUR", "d": "DAY"}
-
-
-def _runs_subquery(where: str) -> str:
-    return f"run_id IN (SELECT id FROM runs FINAL WHERE tenant_id = {{tenant:UUID}} AND {where})"
 
 
 def router(storage: Storage) -> APIRouter:
@@ -39,7 +35,7 @@ def router(storage: Storage) -> APIRouter:
         built = search.where(tenant.id, RunQuery.parse_body(body if body is not None else {}))
         where, params = built if built is not None else ("0", {})
         out = stats.over(tenant.id, where, params, roots=False)
-        out["feedback_stats"] = storage.feedback.stats_by_key(tenant.id, _runs_subquery(where), params)
+        out["feedback_stats"] = storage.feedback.stats_by_key(tenant.id, of_runs(where), params)
         return json_response(out)
 
     @api.post("/feedback/stats", summary="Feedback statistics per key over time buckets", openapi_extra=JSON_BODY)
@@ -55,7 +51,7 @@ def router(storage: Storage) -> APIRouter:
             built = search.where(tenant.id, query)
             if built is None:
                 return json_response([])
-            conds.append(_runs_subquery(built[0]))
+            conds.append(of_runs(built[0]))
             params.update(built[1])
         for bound, op in (("start_time", ">="), ("end_time", "<")):
             if body.get(bound):

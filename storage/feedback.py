@@ -75,6 +75,13 @@ _UNLINKED_SQL = (
     "LIMIT 1 BY id"
 )
 
+
+def of_runs(where: str) -> str:
+    """A feedback WHERE for the feedback of the runs that a WHERE over `runs` selects: feedback joins its run
+    through `run_id` at read time, so feedback stored before its run counts as soon as the run is there."""
+    return f"run_id IN (SELECT id FROM runs FINAL WHERE tenant_id = {{tenant:UUID}} AND {where})"
+
+
 RetentionHook = Callable[[uuid.UUID, list[uuid.UUID], list[uuid.UUID]], None]
 
 
