@@ -137,16 +137,18 @@ def _details(name: str) -> Callable[[dict[str, Any]], dict[str, Any] | None]:
     return lambda run: None if run[name] is None else {"raw": run[name]}
 
 
-def _feedback_stats(run: dict[str, Any]) -> dict[str, Any] | None:
-    """Per key, the fields of v2's FeedbackStats; `contains_thread_feedback` is false since the stats are of
-    feedback on the run itself."""
-    stats = run["feedback_stats"]
-    if stats is None:
-        return None
+def feedback_stats_v2(stats: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """v1's feedback stats per key (`storage.feedback.stats_entry`) as v2's FeedbackStats. tracehouse keeps
+    feedback on runs only, none given to a thread as such: `contains_thread_feedback` is false."""
     return {
         key: {**{k: entry.get(k) for k in _FEEDBACK_KEYS}, "contains_thread_feedback": False}
         for key, entry in stats.items()
     }
+
+
+def _feedback_stats(run: dict[str, Any]) -> dict[str, Any] | None:
+    stats = run["feedback_stats"]
+    return None if stats is None else feedback_stats_v2(stats)
 
 
 # Selects that are not the v1 field of the same (lower-case) name.
