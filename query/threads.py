@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -19,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from query.filter import Params
 from query.run_reads import OPTIONAL_JSON_BODY, CurrentTenant, JsonBody, RunReads, json_response
-from query.run_search import MAX_LIMIT, RunQuery, UtcTime, UuidList, compile_argument
+from query.run_search import MAX_LIMIT, RunQuery, UtcTime, UuidList, compile_argument, parse_filter
 from query.serialize import iso
 from schemas import ApiError, jsonutil
 
@@ -58,6 +59,23 @@ def threads_after(params: Params, last_start: datetime, thread_id: str) -> str:
     the keyset both the v1 and the v2 thread cursors page by."""
     t, th = params.add(last_start, _TIME), params.add(thread_id, "String")
     return f"last_start_time < {t} OR (last_start_time = {t} AND thread_id < {th})"
+
+
+def thread_filter(thread_id: str, **filters: str | None) -> str:
+    """The filter expression of a thread's runs that pass every one of `filters` (argument -> text). Each is
+    parsed alone first, so that an error names its argument and a position in the text the client sent."""
+    conditions = [f"eq(thread_id, {json.dumps(thread_id, ensure_ascii=False)})"]
+    for argument, text in filters.items():
+        if text:
+            parse_filter(text, argument)
+            conditions.append(text)
+    return conditions[0] if len(conditions) == 1 else f"and({', '.join(conditions)})"
+
+
+def latency_quantiles(latency: list[float] | None) -> tuple[float | None, float | None]:
+    """(p50, p99) of `RunReader.threads`' root latencies: ClickHouse's quantiles of no value are NaN."""
+    p50, p99 = (latency or [math.nan, math.nan])[:2]
+    return (None if math.isnan(p50) else p50), (None if math.isnan(p99) else p99)
 
 
 def router(reads: RunReads) -> APIRouter:
@@ -109,7 +127,7 @@ def router(reads: RunReads) -> APIRouter:
         q = RunQuery(
             session_id=session_id,
             is_root=True,
-            filter=f"eq(thread_id, {json.dumps(thread_id, ensure_ascii=False)})",
+            filter=thread_filter(thread_id),
             limit=limit,
             cursor=cursor,
             order=order,
@@ -122,7 +140,7 @@ def router(reads: RunReads) -> APIRouter:
 
 
 def _thread_json(reads: RunReads, row: dict[str, Any]) -> dict[str, Any]:
-    latency = row.pop("latency") or []
+    p50, p99 = latency_quantiles(row.pop("latency"))
     first = {"inputs": row.pop("first_inputs"), "payload_refs": row.pop("first_refs"), "id": row["thread_id"]}
     last = {"outputs": row.pop("last_outputs"), "payload_refs": row.pop("last_refs"), "id": row["thread_id"]}
     return {
@@ -138,12 +156,8 @@ def _thread_json(reads: RunReads, row: dict[str, Any]) -> dict[str, Any]:
         "total_tokens": row["total_tokens"],
         "total_cost": row["total_cost"],
         "error_count": row["error_count"],
-        "latency_p50": _nan_to_none(latency[0]) if latency else None,
-        "latency_p99": _nan_to_none(latency[1]) if len(latency) > 1 else None,
+        "latency_p50": p50,
+        "latency_p99": p99,
         "first_inputs": reads.serializer.payload(first, "inputs"),
         "last_outputs": reads.serializer.payload(last, "outputs"),
     }
-
-
-def _nan_to_none(value: float) -> float | None:
-    return None if value != value else value

@@ -20,12 +20,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from query.filter import Params
 from query.run_reads import CurrentTenant, JsonBody, RunReads, json_response
-from query.run_search import RunQuery, UtcTime, parse_filter
+from query.run_search import RunQuery, UtcTime
 from query.runs_v2_api import V2Runs, base_url
 from query.runs_v2_query import StartedBy
 from query.runs_v2_shape import RunShape, SelectField, preview
 from query.serialize import iso
-from query.threads import threads_after
+from query.threads import latency_quantiles, thread_filter, threads_after
 from query.v2_requests import (
     NEEDS_A_MODEL,
     Window,
@@ -129,10 +129,6 @@ def _decode_after(after: str) -> tuple[datetime, str]:
     return last, thread_id
 
 
-def _nan_to_none(value: float | None) -> float | None:
-    return None if value is None or value != value else value
-
-
 def router(reads: RunReads) -> APIRouter:
     api = APIRouter(prefix="/api/v2", tags=["threads v2"])
     runs = V2Runs(reads)
@@ -160,7 +156,7 @@ def router(reads: RunReads) -> APIRouter:
 
     def thread(row: dict[str, Any], ends: dict[str, Any]) -> dict[str, Any]:
         """A `types/thread.py` Thread. Feedback stats and token and cost details are not aggregated per thread."""
-        latency = row["latency"] or []
+        p50, p99 = latency_quantiles(row["latency"])
         first = {"inputs": row["first_inputs"], "payload_refs": row["first_refs"], "id": row["thread_id"]}
         last = {"outputs": row["last_outputs"], "payload_refs": row["last_refs"], "id": row["thread_id"]}
         return {
@@ -176,8 +172,8 @@ def router(reads: RunReads) -> APIRouter:
             "last_outputs": preview(reads.serializer.payload(last, "outputs", raw=True)),
             "last_error": ends.get("last_error"),
             "num_errored_turns": row["error_count"],
-            "latency_p50": _nan_to_none(latency[0]) if latency else None,
-            "latency_p99": _nan_to_none(latency[1]) if len(latency) > 1 else None,
+            "latency_p50": p50,
+            "latency_p99": p99,
             "total_tokens": row["total_tokens"],
             "total_cost": row["total_cost"],
             "feedback_stats": None,
@@ -238,16 +234,11 @@ def router(reads: RunReads) -> APIRouter:
                     f"select {select} is not supported by tracehouse: {UNSUPPORTED_SELECTS[select]}",
                     detail={"field": "selects", "unsupported": True, "select": select},
                 )
-        conditions = [f"eq(thread_id, {json.dumps(thread_id, ensure_ascii=False)})"]
-        for argument, text in (("filter", filter), ("trace_filter", trace_filter)):
-            if text:  # on a root, the trace filter is the root's own; parsed alone, an error names its argument
-                parse_filter(text, argument)
-                conditions.append(text)
         shape = RunShape(tuple(RUN_SELECT_OF[s] for s in selects), base_url(request))
         q = RunQuery(
             session=[project_id],
             is_root=True,
-            filter=conditions[0] if len(conditions) == 1 else f"and({', '.join(conditions)})",
+            filter=thread_filter(thread_id, filter=filter, trace_filter=trace_filter),  # a root's trace is its own
             tree_filter=tree_filter,
             select=list(shape.payloads),
             limit=page_size,
