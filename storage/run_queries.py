@@ -43,6 +43,42 @@ TRACE_CLOCK_SKEW = timedelta(minutes=5)
 
 _TENANT = "{tenant:UUID}"
 
+# What `RunReader.threads` aggregates per thread. The figures read narrow columns only.
+_THREAD_FIGURES = """
+    uniqExactIf(trace_id, is_root) AS trace_count,
+    count() AS run_count,
+    minIf(start_time, is_root) AS first_start_time,
+    maxIf(start_time, is_root) AS last_start_time,
+    max(end_time) AS last_end_time,
+    sum(prompt_tokens) AS prompt_tokens,
+    sum(completion_tokens) AS completion_tokens,
+    sum(total_tokens) AS total_tokens,
+    sum(prompt_cost) AS prompt_cost,
+    sum(completion_cost) AS completion_cost,
+    sum(total_cost) AS total_cost,
+    countIf(is_root AND status = 'error') AS error_count,
+    quantilesExactIf(0.5, 0.99)(
+        (toUnixTimestamp64Micro(end_time) - toUnixTimestamp64Micro(start_time)) / 1e6,
+        is_root AND end_time IS NOT NULL) AS latency,
+    any(session_id) AS thread_session_id"""
+_THREAD_PREVIEWS = """
+    argMinIf(inputs, start_time, is_root) AS first_inputs,
+    argMinIf(payload_refs, start_time, is_root) AS first_refs,
+    argMaxIf(outputs, start_time, is_root) AS last_outputs,
+    argMaxIf(payload_refs, start_time, is_root) AS last_refs"""
+# A run's details are the JSON text of a flat object (category -> count or cost), '' when absent: summed per
+# category. Strings and nested objects are left out.
+_DETAIL_TYPES = {
+    "prompt_token_details": "Int64",
+    "completion_token_details": "Int64",
+    "prompt_cost_details": "Float64",
+    "completion_cost_details": "Float64",
+}
+_THREAD_DETAILS = ",".join(
+    f"\n    sumMap(CAST(JSONExtractKeysAndValues({column}, '{t}'), 'Map(String, {t})')) AS {column}"
+    for column, t in _DETAIL_TYPES.items()
+)
+
 
 @dataclass(frozen=True, slots=True)
 class RunLocation:
@@ -230,30 +266,20 @@ class RunReader:
         params: dict[str, Any],
         having: str,
         limit: int,
+        previews: bool = True,
+        details: bool = False,
     ) -> list[dict[str, Any]]:
         """Runs grouped by thread id: per-thread counts, time span, token/cost totals and latency quantiles.
-        Traces and latencies come from the root runs, tokens and cost from every run carrying the thread id."""
+        Traces and latencies come from the root runs, tokens and cost from every run carrying the thread id.
+        `previews` adds the first trace's inputs and the last one's outputs, which read payload columns;
+        `details` the per-category sums of the token and cost details."""
+        aggregates = [
+            _THREAD_FIGURES,
+            *([_THREAD_PREVIEWS] if previews else []),
+            *([_THREAD_DETAILS] if details else []),
+        ]
         sql = f"""
-            SELECT
-                thread_id,
-                uniqExactIf(trace_id, is_root) AS trace_count,
-                count() AS run_count,
-                minIf(start_time, is_root) AS first_start_time,
-                maxIf(start_time, is_root) AS last_start_time,
-                max(end_time) AS last_end_time,
-                sum(prompt_tokens) AS prompt_tokens,
-                sum(completion_tokens) AS completion_tokens,
-                sum(total_tokens) AS total_tokens,
-                sum(total_cost) AS total_cost,
-                countIf(is_root AND status = 'error') AS error_count,
-                quantilesExactIf(0.5, 0.99)(
-                    (toUnixTimestamp64Micro(end_time) - toUnixTimestamp64Micro(start_time)) / 1e6,
-                    is_root AND end_time IS NOT NULL) AS latency,
-                argMinIf(inputs, start_time, is_root) AS first_inputs,
-                argMinIf(payload_refs, start_time, is_root) AS first_refs,
-                argMaxIf(outputs, start_time, is_root) AS last_outputs,
-                argMaxIf(payload_refs, start_time, is_root) AS last_refs,
-                any(session_id) AS thread_session_id
+            SELECT thread_id, {", ".join(aggregates)}
             FROM runs FINAL
             WHERE tenant_id = {_TENANT} AND thread_id != '' AND ({where})
             GROUP BY thread_id

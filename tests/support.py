@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -11,13 +12,14 @@ import sys
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 from fastapi import FastAPI, Request
+from langsmith import Client
 
 from query import QueryService
 from schemas import Tenant, jsonutil
@@ -119,6 +121,16 @@ class Server:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def sdk(server: Server, call: Callable[[Client], Awaitable[T]]) -> T:
+    """`call` with a Client of its own on an event loop of its own: the generated (v2) client's connections
+    belong to the loop that opened them."""
+
+    async def main() -> T:
+        return await call(Client(api_url=server.url, api_key="unused"))
+
+    return asyncio.run(main())
 
 
 class MotoServer:

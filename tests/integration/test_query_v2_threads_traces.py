@@ -6,14 +6,12 @@ to the v1 answer; refused options and bad input answer 4xx in the API's error sh
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -26,11 +24,10 @@ from query.threads_v2_api import RUN_SELECT_OF
 from query.v2_requests import Window, encode_cursor
 from schemas import DEFAULT_TENANT_ID
 from schemas.projects import project_id_for_name
-from tests.support import Server, wait_for
+from tests.support import Server, sdk, wait_for
 
 # The v1 calls the answers are checked against are the deprecated ones.
 pytestmark = pytest.mark.filterwarnings("ignore:.*is deprecated and will be removed:DeprecationWarning")
-T = TypeVar("T")
 SUFFIX = uuid.uuid4().hex[:8]
 PROJECT = f"sdk-v2-threads-{SUFFIX}"
 PROJECT_ID = str(project_id_for_name(DEFAULT_TENANT_ID, PROJECT))
@@ -105,16 +102,6 @@ def traced(client: Client) -> Traced:
         what=f"{runs} finished runs",
     )
     return Traced(turns, lone, str(old.id))
-
-
-def sdk(server: Server, call: Callable[[Client], Awaitable[T]]) -> T:
-    """`call` with a Client of its own on an event loop of its own: the generated client's connections belong to
-    the loop that opened them."""
-
-    async def main() -> T:
-        return await call(Client(api_url=server.url, api_key="unused"))
-
-    return asyncio.run(main())
 
 
 async def all_pages(first: Any) -> list[list[Any]]:
