@@ -95,7 +95,7 @@ class Deleter:
             "(SELECT id FROM run_ids FINAL WHERE tenant_id = {t:UUID} AND session_id = {p:UUID}))",
             parameters=params,
         )
-        for table in ("runs", "run_ids", "runs_by_start", "run_shares"):
+        for table in ("runs", "run_ids", "runs_by_start", "run_shares", "thread_shares"):
             client.command(
                 f"DELETE FROM {table} WHERE tenant_id = {{t:UUID}} AND session_id = {{p:UUID}}", parameters=params
             )
