@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import get_args, get_type_hints
 
 from langsmith.types import run_query_v2_params, run_retrieve_v2_params, run_select_field, run_type
+from langsmith.types.public import run_query_params
 
 from query.runs_v2_query import UNSUPPORTED, RunQueryV2, RunType
-from query.runs_v2_shape import PREVIEW_CHARS, SELECT_FIELDS, RunShape
+from query.runs_v2_shape import PREVIEW_CHARS, SELECT_FIELDS, PublicSelectField, RunShape
 from schemas.runs import RUN_TYPES
 
 
@@ -19,11 +20,17 @@ def test_every_query_option_is_handled_or_refused() -> None:
 
 
 def test_select_fields_and_run_types_are_the_sdks() -> None:
-    assert get_args(run_select_field.RunSelectField) == SELECT_FIELDS
+    """In any order: SELECT_FIELDS is built from the fields it has in common with the public selects."""
+    assert sorted(get_args(run_select_field.RunSelectField)) == sorted(SELECT_FIELDS)
     retrieve = get_type_hints(run_retrieve_v2_params.RunRetrieveV2Params, include_extras=True)["selects"]
-    assert get_args(get_args(retrieve)[0]) == SELECT_FIELDS
+    assert sorted(get_args(get_args(retrieve)[0])) == sorted(SELECT_FIELDS)
     assert get_args(RunType) == get_args(run_type.RunType)
     assert {t.lower() for t in get_args(RunType)} == RUN_TYPES
+
+
+def test_public_select_fields_are_the_sdks() -> None:
+    public = get_type_hints(run_query_params.RunQueryParams)["selects"]
+    assert sorted(get_args(get_args(public)[0])) == sorted(get_args(PublicSelectField))
 
 
 def test_every_select_is_served_from_the_v1_run() -> None:
