@@ -261,14 +261,24 @@ class FeedbackRepository:
     def stats_by_key(self, tenant_id: uuid.UUID, where: str, params: dict[str, Any]) -> dict[str, Any]:
         return {row["key"]: stats_entry(row) for row in self.stats(tenant_id, where, params)}
 
-    def stats_for_projects(self, tenant_id: uuid.UUID, project_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
+    def stats_for_projects(
+        self,
+        tenant_id: uuid.UUID,
+        project_ids: list[uuid.UUID],
+        runs_where: str | None = None,
+        runs_params: dict[str, Any] | None = None,
+    ) -> dict[uuid.UUID, dict[str, Any]]:
         """Feedback stats per project, in two queries whatever the number of projects: the runs of feedback
-        stored before them are mapped to their projects first (see `PROJECT_SQL`), then one grouped pass."""
+        stored before them are mapped to their projects first (see `PROJECT_SQL`), then one grouped pass.
+        `runs_where` (a WHERE over `runs`) narrows it to the feedback of the runs it selects."""
         params: dict[str, Any] = {"tenant": tenant_id, "sessions": project_ids}
         unlinked = self._ch.client().query(_UNLINKED_SQL, parameters=params).result_rows
+        params.update(runs_params or {})
         params["runs"], params["run_sessions"] = [r for r, _ in unlinked], [s for _, s in unlinked]
         group = "ifNull(session_id, mapFromArrays({runs:Array(UUID)}, {run_sessions:Array(UUID)})[run_id])"
         where = "(session_id IN {sessions:Array(UUID)} OR (session_id IS NULL AND run_id IN {runs:Array(UUID)}))"
+        if runs_where is not None:
+            where = f"{where} AND {of_runs(runs_where)}"
         out: dict[uuid.UUID, dict[str, Any]] = {project_id: {} for project_id in project_ids}
         for row in self.stats(tenant_id, where, params, group):
             out[row["grp"]][row["key"]] = stats_entry(row)

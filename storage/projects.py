@@ -5,8 +5,9 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -35,6 +36,19 @@ def next_version() -> int:
     return time.time_ns()
 
 
+@dataclass(frozen=True, slots=True)
+class ProjectOrder:
+    """A keyset order over projects: by `column`, ties broken by id, after the position (value, id) if given."""
+
+    column: Literal["name", "start_time"]
+    descending: bool
+    after: tuple[str | datetime, uuid.UUID] | None = None
+
+    @property
+    def sql_type(self) -> str:
+        return "String" if self.column == "name" else "DateTime64(6, 'UTC')"
+
+
 class ProjectRepository:
     """Projects per tenant. Ingest resolves `session_name` on every batch, so names are cached in memory;
     the cache only ever maps a name to the id it had when read, and is dropped on every write here."""
@@ -46,12 +60,14 @@ class ProjectRepository:
         self._lock = threading.RLock()
 
     def _rows(
-        self, tenant_id: uuid.UUID, where: str = "", params: dict[str, Any] | None = None, page: str = ""
+        self,
+        tenant_id: uuid.UUID,
+        where: str = "",
+        params: dict[str, Any] | None = None,
+        page: str = "",
+        order: str = "start_time, id",
     ) -> list[Project]:
-        sql = (
-            f"SELECT {_SELECT} FROM projects FINAL WHERE tenant_id = {{tenant:UUID}} {where} "
-            f"ORDER BY start_time, id {page}"
-        )
+        sql = f"SELECT {_SELECT} FROM projects FINAL WHERE tenant_id = {{tenant:UUID}} {where} ORDER BY {order} {page}"
         result = self._ch.client().query(sql, parameters={"tenant": tenant_id, **(params or {})})
         return [_project(dict(zip(_COLUMNS, row, strict=False))) for row in result.result_rows]
 
@@ -78,11 +94,13 @@ class ProjectRepository:
         name: str | None = None,
         name_contains: str | None = None,
         metadata: dict[str, Any] | None = None,
-        reference_dataset_id: uuid.UUID | None = None,
+        reference_dataset_ids: list[uuid.UUID] | None = None,
         reference_free: bool | None = None,
         limit: int = 100,
         offset: int = 0,
+        order: ProjectOrder | None = None,
     ) -> list[Project]:
+        """The projects that every condition given selects, in `order` (by default oldest first)."""
         conds: list[str] = []
         params: dict[str, Any] = {"limit": limit, "offset": offset}
         if ids:
@@ -97,14 +115,22 @@ class ProjectRepository:
         for index, (key, value) in enumerate((metadata or {}).items()):
             conds.append(f"AND JSONExtractRaw(extra, 'metadata', {{mk{index}:String}}) = {{mv{index}:String}}")
             params[f"mk{index}"], params[f"mv{index}"] = str(key), orjson.dumps(value).decode()
-        if reference_dataset_id is not None:
-            conds.append("AND reference_dataset_id = {dataset:UUID}")
-            params["dataset"] = reference_dataset_id
+        if reference_dataset_ids:
+            conds.append("AND reference_dataset_id IN {datasets:Array(UUID)}")
+            params["datasets"] = reference_dataset_ids
         if reference_free is not None:
             conds.append(
                 "AND reference_dataset_id IS NULL" if reference_free else "AND reference_dataset_id IS NOT NULL"
             )
-        return self._rows(tenant_id, " ".join(conds), params, "LIMIT {limit:UInt32} OFFSET {offset:UInt32}")
+        page = "LIMIT {limit:UInt32} OFFSET {offset:UInt32}"
+        if order is None:
+            return self._rows(tenant_id, " ".join(conds), params, page)
+        direction = "DESC" if order.descending else "ASC"
+        if order.after is not None:
+            beyond = "<" if order.descending else ">"
+            conds.append(f"AND ({order.column}, id) {beyond} ({{after:{order.sql_type}}}, {{after_id:UUID}})")
+            params["after"], params["after_id"] = order.after
+        return self._rows(tenant_id, " ".join(conds), params, page, f"{order.column} {direction}, id {direction}")
 
     def delete(self, project: Project) -> None:
         self.save(project, deleted=True)

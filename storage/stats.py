@@ -64,14 +64,18 @@ class RunStats:
         rows = list(self._ch.client().query(sql, parameters={"tenant": tenant_id, **params}).named_results())
         return _shape(rows[0])
 
-    def per_project(self, tenant_id: uuid.UUID, project_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
+    def per_project(
+        self, tenant_id: uuid.UUID, project_ids: list[uuid.UUID], where: str = "1", params: dict[str, Any] | None = None
+    ) -> dict[uuid.UUID, dict[str, Any]]:
+        """Stats of each project's runs that `where` (bound parameters only) selects as well."""
         sql = _RUN_STATS.format(
             group_select="session_id,",
             roots="r.is_root",
-            where="session_id IN {projects:Array(UUID)}",
+            where=f"session_id IN {{projects:Array(UUID)}} AND {where}",
             group_by="GROUP BY session_id",
         )
-        result = self._ch.client().query(sql, parameters={"tenant": tenant_id, "projects": project_ids})
+        parameters = {"tenant": tenant_id, "projects": project_ids, **(params or {})}
+        result = self._ch.client().query(sql, parameters=parameters)
         return {row.pop("session_id"): _shape(row) for row in result.named_results()}
 
     def facets(self, tenant_id: uuid.UUID, project_id: uuid.UUID) -> list[dict[str, Any]]:
