@@ -13,6 +13,7 @@ from query import (
     public_v2_api,
     runs_api,
     runs_v2_api,
+    sessions_v2_api,
     sharing,
     stats_api,
     thread_shares_api,
@@ -50,7 +51,7 @@ class QueryService:
             public_v2_api,
         ):
             self.router.include_router(routes.router(self.runs))
-        for api in (projects_api, feedback_api, stats_api):
+        for api in (projects_api, sessions_v2_api, feedback_api, stats_api):
             self.router.include_router(api.router(storage))
 
     def start(self) -> None:

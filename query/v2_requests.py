@@ -98,21 +98,42 @@ def resolve_window(
 
 def encode_cursor(after: str, window: Window) -> str:
     """`after`, the position of the page's last item in the route's own terms, with the window."""
-    raw = jsonutil.dumps({"after": after, "from": window.start.isoformat(), "to": window.end.isoformat()})
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return _pack({"after": after, "from": window.start.isoformat(), "to": window.end.isoformat()})
 
 
 def decode_cursor(text: str) -> tuple[str, Window]:
+    raw = _unpack(text)
     try:
-        raw = jsonutil.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
         pinned = Window(datetime.fromisoformat(raw["from"]), datetime.fromisoformat(raw["to"]))
-        if not isinstance(raw["after"], str) or not all(
-            t.tzinfo is not None and EARLIEST_TIME <= t <= LATEST_TIME for t in (pinned.start, pinned.end)
-        ):
+        if not all(t.tzinfo is not None and EARLIEST_TIME <= t <= LATEST_TIME for t in (pinned.start, pinned.end)):
             raise ValueError("not a cursor")
     except (ValueError, KeyError, TypeError):
         raise invalid_cursor() from None
     return raw["after"], pinned
+
+
+def encode_position(after: str) -> str:
+    """A cursor without a window, for lists whose items are not bounded by a start time (projects)."""
+    return _pack({"after": after})
+
+
+def decode_position(text: str) -> str:
+    return _unpack(text)["after"]
+
+
+def _pack(raw: dict[str, str]) -> str:
+    return base64.urlsafe_b64encode(jsonutil.dumps(raw)).decode().rstrip("=")
+
+
+def _unpack(text: str) -> dict[str, Any]:
+    """A cursor's members, of which `after` is a string."""
+    try:
+        raw = jsonutil.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+        if not isinstance(raw, dict) or not isinstance(raw.get("after"), str):
+            raise ValueError("not a cursor")
+    except (ValueError, TypeError):
+        raise invalid_cursor() from None
+    return raw
 
 
 def invalid_cursor() -> ApiError:
