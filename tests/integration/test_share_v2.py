@@ -6,11 +6,9 @@ including those v1 made of its child runs."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar, get_args
+from typing import Any, get_args
 
 import httpx
 import pytest
@@ -19,11 +17,10 @@ from langsmith import Client, NotFoundError, traceable, tracing_context
 from query.runs_v2_shape import SELECT_FIELDS, PublicSelectField
 from schemas import DEFAULT_TENANT_ID
 from schemas.projects import project_id_for_name
-from tests.support import Server, wait_for
+from tests.support import Server, sdk, wait_for
 
 # The v1 calls the answers are checked against are the deprecated ones.
 pytestmark = pytest.mark.filterwarnings("ignore:.*is deprecated and will be removed:DeprecationWarning")
-T = TypeVar("T")
 PROJECT = f"sdk-v2-share-{uuid.uuid4().hex[:8]}"
 PROJECT_ID = str(project_id_for_name(DEFAULT_TENANT_ID, PROJECT))
 TRACES = 5
@@ -73,12 +70,6 @@ def traces(client: Client, server: Server) -> list[Trace]:
         grandchild = v1_run(server, child)["child_run_ids"][0]
         out.append(Trace(root, child, grandchild, {r: v1_run(server, r) for r in (root, child, grandchild)}))
     return out
-
-
-def sdk(server: Server, call: Callable[[Client], Awaitable[T]]) -> T:
-    """`call` with a Client of its own on an event loop of its own: the generated client's connections belong to
-    the loop that opened them."""
-    return asyncio.run(call(Client(api_url=server.url, api_key="unused")))
 
 
 def v1_run(server: Server, run_id: str) -> dict[str, Any]:
