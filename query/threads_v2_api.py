@@ -16,15 +16,16 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, get_args
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from query.filter import Params
 from query.run_reads import CurrentTenant, JsonBody, RunReads, json_response
-from query.run_search import RunQuery, UtcTime
+from query.run_search import RunQuery
 from query.runs_v2_api import V2Runs, base_url
 from query.runs_v2_query import StartedBy
 from query.runs_v2_shape import RunShape, SelectField, preview
 from query.serialize import iso
+from query.thread_selection import THREAD_FILTER_REFUSED, ThreadSelection
 from query.threads import latency_quantiles, thread_filter, threads_after
 from query.v2_requests import (
     NEEDS_A_MODEL,
@@ -41,12 +42,8 @@ from schemas.runs import EARLIEST_TIME, LATEST_TIME
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
-_TIME = "DateTime64(6, 'UTC')"
 
-UNSUPPORTED = {
-    **NEEDS_A_MODEL,
-    "thread_filter": "filters over thread summaries are not compiled; filter, trace_filter and tree_filter are",
-}
+UNSUPPORTED = {**NEEDS_A_MODEL, **THREAD_FILTER_REFUSED}
 
 ThreadTraceSelect = Literal[
     "THREAD_ID",
@@ -86,32 +83,11 @@ RUN_SELECT_OF: dict[str, SelectField] = {
 }
 
 
-class ThreadQueryV2(BaseModel):
+class ThreadQueryV2(ThreadSelection):
     """The body of `POST /api/v2/threads/query` (`types/thread_query_params.py`)."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    project_id: uuid.UUID
-    min_start_time: UtcTime = None
-    max_start_time: UtcTime = None
-    filter: str | None = None
-    trace_filter: str | None = None
-    tree_filter: str | None = None
     page_size: int = Field(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
     cursor: str | None = None
-
-    def roots(self, window: Window) -> RunQuery:
-        """The roots in the window that the filters select. A root is its trace's root, so v1's `trace_filter`
-        and `tree_filter` mean what v2's do."""
-        return RunQuery(
-            session=[self.project_id],
-            is_root=True,
-            start_time=window.start,
-            filter=self.filter,
-            trace_filter=self.trace_filter,
-            tree_filter=self.tree_filter,
-            select=[],
-        )
 
 
 def _encode_after(row: dict[str, Any]) -> str:
@@ -191,20 +167,10 @@ def router(reads: RunReads) -> APIRouter:
         q = parse_body(ThreadQueryV2, body if body is not None else {}, UNSUPPORTED)
         after, pinned = decode_cursor(q.cursor) if q.cursor else (None, None)
         window = resolve_window(q.min_start_time, q.max_start_time, pinned, datetime.now(UTC), max_exclusive=True)
-        params = Params("th")
-        where = (
-            f"session_id = {params.add(q.project_id, 'UUID')} AND start_time >= {params.add(window.start, _TIME)} "
-            f"AND start_time <= {params.add(window.end, _TIME)}"
-        )
-        having = threads_after(params, *_decode_after(after)) if after is not None else "1"
-        values = params.values
-        if q.filter or q.trace_filter or q.tree_filter:
-            matching = StartedBy(reads.reader, window.end).where(tenant.id, q.roots(window))
-            roots, roots_params = matching if matching is not None else ("0", {})
-            where += (
-                f" AND thread_id IN (SELECT thread_id FROM runs FINAL WHERE tenant_id = {{tenant:UUID}} AND {roots})"
-            )
-            values = {**values, **roots_params}
+        where, values = q.runs_where(reads.reader, tenant.id, window)
+        after_params = Params("ta")
+        having = threads_after(after_params, *_decode_after(after)) if after is not None else "1"
+        values = {**values, **after_params.values}
         rows = reads.reader.threads(tenant.id, where=where, params=values, having=having, limit=q.page_size + 1)
         more = len(rows) > q.page_size
         rows = rows[: q.page_size]
