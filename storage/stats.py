@@ -8,9 +8,10 @@ from typing import Any
 
 from storage.clickhouse import ClickHouse
 
-# Columns are qualified (`r.`) inside aggregates whose aliases reuse their names. `{roots}` narrows latency,
-# first-token, error and streaming figures (project stats use root runs, the traces; stats over a filtered run
-# set use every matched run). Token and cost totals always sum every matched run.
+# The aliases reuse column names (`total_tokens`), so the runs are selected in a subquery: a WHERE beside them would
+# name the alias, an aggregate (a filter on tokens or cost failed so), and the aggregates qualify columns (`r.`).
+# `{roots}` narrows latency, first-token, error and streaming figures (project stats use root runs, the traces;
+# stats over a filtered run set use every matched run). Token and cost totals always sum every matched run.
 _RUN_STATS = """
 SELECT {group_select}
     count() AS run_count,
@@ -24,8 +25,7 @@ SELECT {group_select}
     countIf({roots} AND r.error IS NOT NULL) / nullIf(countIf({roots}), 0) AS error_rate,
     countIf({roots} AND r.first_token_time IS NOT NULL) / nullIf(countIf({roots}), 0) AS streaming_rate,
     max(r.start_time) AS last_run_start_time
-FROM runs AS r FINAL
-WHERE tenant_id = {{tenant:UUID}} AND {where}
+FROM (SELECT * FROM runs FINAL WHERE tenant_id = {{tenant:UUID}} AND {where}) AS r
 {group_by}
 """
 

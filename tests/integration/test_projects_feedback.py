@@ -126,6 +126,8 @@ def test_project_stats_and_run_stats(server: Server, client: Client) -> None:
     filtered = client.get_run_stats(project_ids=[project.id], filter='eq(name, "root")', error=False)
     assert filtered["run_count"] == 2
     assert filtered["feedback_stats"]["quality"]["n"] == 2
+    by_tokens = client.get_run_stats(project_ids=[project.id], filter="gt(total_tokens, 15)")  # named as a total
+    assert (by_tokens["run_count"], by_tokens["total_tokens"]) == (2, 52)
 
 
 def test_feedback_crud_sync_and_batched(server: Server, client: Client) -> None:
