@@ -16,10 +16,9 @@ from fastapi import APIRouter, Query, Response
 
 from query.run_reads import CurrentTenant, RunReads, json_response
 from query.run_search import RunQuery
-from query.runs_v2_shape import feedback_stats_v2
 from query.serialize import iso
+from query.thread_figures import DETAILS, LATENCY_MEMBERS, SUMS, feedback_stats
 from query.threads import latency_quantiles, thread_filter
-from storage.feedback import of_runs
 
 ThreadStatsSelect = Literal[
     "TURNS",
@@ -40,10 +39,6 @@ ThreadStatsSelect = Literal[
     "COMPLETION_COST_DETAILS",
     "FEEDBACK_STATS",
 ]
-# The members of `types/thread_stats.py` not named as their select is.
-_MEMBER_OF = {"LATENCY_P50": "latency_p50_seconds", "LATENCY_P99": "latency_p99_seconds"}
-_SUMS = ("prompt_tokens", "completion_tokens", "total_tokens", "prompt_cost", "completion_cost", "total_cost")
-_DETAILS = ("prompt_token_details", "completion_token_details", "prompt_cost_details", "completion_cost_details")
 # Every select but FEEDBACK_STATS, from a `RunReader.threads` row.
 _FIGURE: dict[str, Callable[[dict[str, Any]], Any]] = {
     "TURNS": lambda row: row["trace_count"],
@@ -52,8 +47,8 @@ _FIGURE: dict[str, Callable[[dict[str, Any]], Any]] = {
     "LAST_END_TIME": lambda row: iso(row["last_end_time"]),
     "LATENCY_P50": lambda row: latency_quantiles(row["latency"])[0],
     "LATENCY_P99": lambda row: latency_quantiles(row["latency"])[1],
-    **{name.upper(): (lambda row, name=name: row[name]) for name in _SUMS},
-    **{name.upper(): (lambda row, name=name: {"raw": row[name]}) for name in _DETAILS},
+    **{name.upper(): (lambda row, name=name: row[name]) for name in SUMS},
+    **{name.upper(): (lambda row, name=name: {"raw": row[name]}) for name in DETAILS},
 }
 # The row of a thread none of whose traces is selected: what summing no run gives.
 _NO_TRACES: dict[str, Any] = {
@@ -62,8 +57,8 @@ _NO_TRACES: dict[str, Any] = {
     "last_start_time": None,
     "last_end_time": None,
     "latency": None,
-    **{name: 0 if name.endswith("tokens") else None for name in _SUMS},
-    **{name: {} for name in _DETAILS},
+    **{name: 0 if name.endswith("tokens") else None for name in SUMS},
+    **{name: {} for name in DETAILS},
 }
 
 
@@ -95,10 +90,9 @@ def router(reads: RunReads) -> APIRouter:
                 tenant.id, where=conditions, params=params, having="1", limit=1, previews=False, details=details
             )
             row = found[0] if found else _NO_TRACES
-            answer.update({_MEMBER_OF.get(s, s.lower()): _FIGURE[s](row) for s in selects if s in _FIGURE})
+            answer.update({LATENCY_MEMBERS.get(s, s.lower()): _FIGURE[s](row) for s in selects if s in _FIGURE})
         if "FEEDBACK_STATS" in selects:
-            stats = reads.storage.feedback.stats_by_key(tenant.id, of_runs(conditions), params)
-            answer["feedback_stats"] = feedback_stats_v2(stats)
+            answer["feedback_stats"] = feedback_stats(reads, tenant.id, conditions, params)
         return json_response(answer)
 
     return api
