@@ -13,16 +13,18 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 from fastapi import FastAPI, Request
 from langsmith import Client
+from langsmith.run_trees import RunTree
 
 from query import QueryService
-from schemas import Tenant, jsonutil
+from schemas import DEFAULT_TENANT_ID, Tenant, jsonutil
+from schemas.projects import project_id_for_name
 from storage.runs import RUN_COLUMNS
 from tracehouse import errors
 
@@ -133,6 +135,16 @@ def sdk(server: Server, call: Callable[[Client], Awaitable[T]]) -> T:
     return asyncio.run(main())
 
 
+async def all_pages(first: Any) -> list[list[Any]]:
+    """The items of every page, page by page, following the SDK's own `next_cursor` handling."""
+    page = await first
+    found = [page.items]
+    while page.has_next_page():
+        page = await page.get_next_page()
+        found.append(page.items)
+    return found
+
+
 class MotoServer:
     """A real S3-protocol server (moto in server mode) on loopback."""
 
@@ -186,6 +198,76 @@ def feedback_oracle(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             "comments": Counter(i["comment"] for i in group if i.get("comment")),
         }
     return out
+
+
+def usage(turn: int) -> dict[str, Any]:
+    """The model call of turn `turn` (1-based) of `thread_turn`: every number differs between turns, so sums tell
+    them apart."""
+    return {
+        "input_tokens": 10 * turn,
+        "output_tokens": 5 * turn,
+        "total_tokens": 15 * turn,
+        "input_cost": 0.001 * turn,
+        "output_cost": 0.002 * turn,
+        "total_cost": 0.003 * turn,
+        "input_token_details": {"cache_read": 2 * turn, "audio": 0},
+        "output_token_details": {"reasoning": turn},
+        "input_cost_details": {"cache_read": 0.0001 * turn},
+        "output_cost_details": {"reasoning": 0.0002 * turn},
+    }
+
+
+def thread_turn(
+    client: Client,
+    project: str,
+    thread: str,
+    start: datetime,
+    latency: float,
+    n: int,
+    *,
+    first_token: float | None = None,
+    error: str | None = None,
+) -> tuple[RunTree, RunTree]:
+    """A root with one model call of `usage(n)`, both carrying the thread id, as a traced turn does: (root, model
+    call). The model ends halfway through the turn, its first token `first_token` seconds after the start (none
+    when None: it did not stream), and the root fails with `error` when given."""
+    metadata = {"thread_id": thread}
+    root = RunTree(
+        name="turn",
+        run_type="chain",
+        inputs={"turn": n},
+        project_name=project,
+        ls_client=client,
+        start_time=start,
+        extra={"metadata": metadata},
+    )
+    root.post()
+    model = root.create_child(
+        name="model", run_type="llm", inputs={"prompt": n}, start_time=start, extra={"metadata": metadata}
+    )
+    model.post()
+    tokens = (
+        []
+        if first_token is None
+        else [{"name": "new_token", "time": (start + timedelta(seconds=first_token)).isoformat()}]
+    )
+    model.end(outputs={"usage_metadata": usage(n)}, end_time=start + timedelta(seconds=latency / 2), events=tokens)
+    model.patch()
+    root.end(outputs=None if error else {"answer": n}, error=error, end_time=start + timedelta(seconds=latency))
+    root.patch()
+    return root, model
+
+
+def give_feedback(client: Client, items: list[dict[str, Any]]) -> None:
+    """Each item's feedback on its `run` (the other members are `create_feedback`'s arguments), waited for until
+    every item is stored."""
+    for item in items:
+        run = item["run"]
+        given = {k: v for k, v in item.items() if k != "run"}
+        project_id = project_id_for_name(DEFAULT_TENANT_ID, run.session_name)
+        client.create_feedback(run.id, trace_id=run.trace_id, session_id=project_id, **given)
+    run_ids = list({item["run"].id for item in items})
+    wait_for(lambda: len(list(client.list_feedback(run_ids=run_ids))) == len(items), what="feedback stored")
 
 
 def run_row(

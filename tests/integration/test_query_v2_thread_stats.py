@@ -19,7 +19,7 @@ from langsmith.types import ThreadStats, thread_stats_params
 from query.thread_stats_api import ThreadStatsSelect
 from schemas import DEFAULT_TENANT_ID
 from schemas.projects import project_id_for_name
-from tests.support import Server, feedback_oracle, sdk, wait_for
+from tests.support import Server, feedback_oracle, give_feedback, sdk, thread_turn, usage, wait_for
 
 # The wait for the runs reads them with v1's list_runs.
 pytestmark = pytest.mark.filterwarnings("ignore:.*is deprecated and will be removed")
@@ -34,22 +34,6 @@ BEGIN = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
 SELECTS: list[ThreadStatsSelect] = list(get_args(ThreadStatsSelect))
 
 
-def usage(turn: int) -> dict[str, Any]:
-    """The model call of turn `turn` (1-based): every number differs between turns, so sums tell them apart."""
-    return {
-        "input_tokens": 10 * turn,
-        "output_tokens": 5 * turn,
-        "total_tokens": 15 * turn,
-        "input_cost": 0.001 * turn,
-        "output_cost": 0.002 * turn,
-        "total_cost": 0.003 * turn,
-        "input_token_details": {"cache_read": 2 * turn, "audio": 0},
-        "output_token_details": {"reasoning": turn},
-        "input_cost_details": {"cache_read": 0.0001 * turn},
-        "output_cost_details": {"reasoning": 0.0002 * turn},
-    }
-
-
 @dataclass(frozen=True)
 class Traced:
     roots: list[RunTree]  # the thread's turns, oldest first
@@ -57,39 +41,16 @@ class Traced:
     feedback: list[dict[str, Any]]  # what was given on the thread's runs
 
 
-def turn(client: Client, project: str, thread: str, start: datetime, latency: float, n: int) -> tuple[RunTree, RunTree]:
-    """A root with one model call, both carrying the thread id, as a traced turn does: (root, model call)."""
-    metadata = {"thread_id": thread}
-    root = RunTree(
-        name="turn",
-        run_type="chain",
-        inputs={"turn": n},
-        project_name=project,
-        ls_client=client,
-        start_time=start,
-        extra={"metadata": metadata},
-    )
-    root.post()
-    model = root.create_child(
-        name="model", run_type="llm", inputs={"prompt": n}, start_time=start, extra={"metadata": metadata}
-    )
-    model.post()
-    model.end(outputs={"usage_metadata": usage(n)}, end_time=start + timedelta(seconds=latency / 2))
-    model.patch()
-    root.end(outputs={"answer": n}, end_time=start + timedelta(seconds=latency))
-    root.patch()
-    return root, model
-
-
 @pytest.fixture(scope="module")
 def traced(client: Client) -> Traced:
     turns = [
-        turn(client, PROJECT, THREAD, BEGIN + timedelta(minutes=i), latency, i + 1)
+        thread_turn(client, PROJECT, THREAD, BEGIN + timedelta(minutes=i), latency, i + 1)
         for i, latency in enumerate(LATENCIES)
     ]
     roots, models = [root for root, _ in turns], [model for _, model in turns]
-    other, _ = turn(client, PROJECT, OTHER_THREAD, BEGIN, 8.0, 7)  # another thread of the project
-    elsewhere, _ = turn(client, OTHER_PROJECT, THREAD, BEGIN + timedelta(minutes=10), 16.0, 9)  # another project's
+    other, _ = thread_turn(client, PROJECT, OTHER_THREAD, BEGIN, 8.0, 7)  # another thread of the project
+    # the same thread id in another project
+    elsewhere, _ = thread_turn(client, OTHER_PROJECT, THREAD, BEGIN + timedelta(minutes=10), 16.0, 9)
     client.flush()
     wait_for(
         lambda: (
@@ -112,18 +73,7 @@ def traced(client: Client) -> Traced:
         {"run": other, "key": "quality", "score": 0.25},
         {"run": elsewhere, "key": "quality", "score": 0.25},
     ]
-    for item in (*feedback, *outside):
-        run = item["run"]
-        given = {k: v for k, v in item.items() if k != "run"}
-        project_id = project_id_for_name(DEFAULT_TENANT_ID, run.session_name)
-        client.create_feedback(run.id, trace_id=run.trace_id, session_id=project_id, **given)
-    wait_for(
-        lambda: (
-            len(list(client.list_feedback(run_ids=[r.id for r in (*roots, *models, other, elsewhere)])))
-            == len(feedback) + len(outside)
-        ),
-        what="feedback stored",
-    )
+    give_feedback(client, [*feedback, *outside])
     return Traced(roots, models, feedback)
 
 

@@ -24,7 +24,7 @@ from query.threads_v2_api import RUN_SELECT_OF
 from query.v2_requests import Window, encode_cursor
 from schemas import DEFAULT_TENANT_ID
 from schemas.projects import project_id_for_name
-from tests.support import Server, sdk, wait_for
+from tests.support import Server, all_pages, sdk, wait_for
 
 # The v1 calls the answers are checked against are the deprecated ones.
 pytestmark = pytest.mark.filterwarnings("ignore:.*is deprecated and will be removed:DeprecationWarning")
@@ -102,16 +102,6 @@ def traced(client: Client) -> Traced:
         what=f"{runs} finished runs",
     )
     return Traced(turns, lone, str(old.id))
-
-
-async def all_pages(first: Any) -> list[list[Any]]:
-    """The items of every page, page by page, following the SDK's own `next_cursor` handling."""
-    page = await first
-    found = [page.items]
-    while page.has_next_page():
-        page = await page.get_next_page()
-        found.append(page.items)
-    return found
 
 
 def since() -> datetime:
