@@ -52,11 +52,13 @@ class ThreadSelection(BaseModel):
 
     def runs_where(self, reader: RunReader, tenant_id: uuid.UUID, window: Window) -> tuple[str, dict[str, object]]:
         """A `runs` WHERE (and its parameters) for the runs of the selected threads in the window. A thread
-        whose runs in the window include no root is left out even without filters: it has no trace there."""
+        whose runs in the window include no root is left out even without filters: it has no trace there. The
+        runs of no thread (an empty thread id) are left out here rather than by each reader, for the feedback
+        of the selected runs reads them through this WHERE too."""
         params = Params("th")
         where = (
             f"session_id = {params.add(self.project_id, 'UUID')} AND start_time >= {params.add(window.start, _TIME)} "
-            f"AND start_time <= {params.add(window.end, _TIME)}"
+            f"AND start_time <= {params.add(window.end, _TIME)} AND thread_id != ''"
         )
         matching = StartedBy(reader, window.end).where(tenant_id, self.roots(window))
         roots, roots_params = matching if matching is not None else ("0", {})

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -73,9 +72,8 @@ def thread_filter(thread_id: str, **filters: str | None) -> str:
 
 
 def latency_quantiles(latency: list[float] | None) -> tuple[float | None, float | None]:
-    """(p50, p99) of `RunReader.threads`' root latencies: ClickHouse's quantiles of no value are NaN."""
-    p50, p99 = (latency or [math.nan, math.nan])[:2]
-    return (None if math.isnan(p50) else p50), (None if math.isnan(p99) else p99)
+    """(p50, p99) of `RunReader`'s quantiles, which are [] when there was no value to take them of."""
+    return (latency[0], latency[1]) if latency else (None, None)
 
 
 def router(reads: RunReads) -> APIRouter:

@@ -43,8 +43,18 @@ TRACE_CLOCK_SKEW = timedelta(minutes=5)
 
 _TENANT = "{tenant:UUID}"
 
+
+def _quantiles(value: str, condition: str) -> str:
+    """SQL for the exact p50 and p99 of `value` over the rows where `condition` holds, [] when it holds for none:
+    ClickHouse's exact quantiles of no value are 0, which would pass for a measured figure."""
+    return f"if(countIf({condition}) > 0, quantilesExactIf(0.5, 0.99)({value}, {condition}), [])"
+
+
+_RUN_LATENCY = _quantiles(
+    "(toUnixTimestamp64Micro(end_time) - toUnixTimestamp64Micro(start_time)) / 1e6", "is_root AND end_time IS NOT NULL"
+)
 # What `RunReader.threads` aggregates per thread. The figures read narrow columns only.
-_THREAD_FIGURES = """
+_THREAD_FIGURES = f"""
     uniqExactIf(trace_id, is_root) AS trace_count,
     count() AS run_count,
     minIf(start_time, is_root) AS first_start_time,
@@ -57,9 +67,7 @@ _THREAD_FIGURES = """
     sum(completion_cost) AS completion_cost,
     sum(total_cost) AS total_cost,
     countIf(is_root AND status = 'error') AS error_count,
-    quantilesExactIf(0.5, 0.99)(
-        (toUnixTimestamp64Micro(end_time) - toUnixTimestamp64Micro(start_time)) / 1e6,
-        is_root AND end_time IS NOT NULL) AS latency,
+    {_RUN_LATENCY} AS latency,
     any(session_id) AS thread_session_id"""
 _THREAD_PREVIEWS = """
     argMinIf(inputs, start_time, is_root) AS first_inputs,
@@ -78,6 +86,46 @@ _THREAD_DETAILS = ",".join(
     f"\n    sumMap(CAST(JSONExtractKeysAndValues({column}, '{t}'), 'Map(String, {t})')) AS {column}"
     for column, t in _DETAIL_TYPES.items()
 )
+
+_TRACE_LATENCY = _quantiles(
+    "(toUnixTimestamp64Micro(root_end) - toUnixTimestamp64Micro(root_start)) / 1e6", "has_root AND root_end IS NOT NULL"
+)
+_TRACE_FIRST_TOKEN = _quantiles(
+    "(toUnixTimestamp64Micro(first_token_time) - toUnixTimestamp64Micro(root_start)) / 1e6",
+    "has_root AND first_token_time IS NOT NULL",
+)
+# What `RunReader.thread_totals` reads per trace of a thread (one group per thread id and trace id), and then
+# aggregates over those traces. A trace counts when its root is among the runs read; its first token is the
+# earliest of its runs'; tokens and costs are summed over every run read, whether or not its root was.
+_TRACE_FIGURES = """
+    max(is_root) AS has_root,
+    anyIf(start_time, is_root) AS root_start,
+    anyIf(end_time, is_root) AS root_end,
+    countIf(is_root AND status = 'error') > 0 AS errored,
+    min(first_token_time) AS first_token_time,
+    sum(prompt_tokens) AS prompt_tokens,
+    sum(completion_tokens) AS completion_tokens,
+    sum(total_tokens) AS trace_tokens,
+    sum(prompt_cost) AS prompt_cost,
+    sum(completion_cost) AS completion_cost,
+    sum(total_cost) AS total_cost"""
+# An alias of the outer query must not name a column that another of its aggregates reads: ClickHouse would
+# substitute the aggregate (hence `trace_tokens`, and `first_token` for the quantiles of `first_token_time`).
+_TOTALS = f"""
+    uniqExactIf(thread_id, has_root) AS thread_count,
+    countIf(has_root) AS trace_count,
+    sum(prompt_tokens) AS prompt_tokens,
+    sum(completion_tokens) AS completion_tokens,
+    sum(trace_tokens) AS total_tokens,
+    sum(prompt_cost) AS prompt_cost,
+    sum(completion_cost) AS completion_cost,
+    sum(total_cost) AS total_cost,
+    countIf(has_root AND errored) / nullIf(countIf(has_root), 0) AS error_rate,
+    countIf(has_root AND root_end IS NOT NULL AND first_token_time IS NOT NULL)
+        / nullIf(countIf(has_root AND root_end IS NOT NULL), 0) AS streaming_rate,
+    {_TRACE_LATENCY} AS latency,
+    {_TRACE_FIRST_TOKEN} AS first_token,
+    if(countIf(has_root) > 0, quantileExactIf(0.5)(trace_tokens, has_root), NULL) AS median_tokens"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,6 +342,26 @@ class RunReader:
                 if isinstance(value, datetime) and value.tzinfo is None:
                     row[key] = value.replace(tzinfo=UTC)
         return rows
+
+    def thread_totals(
+        self, tenant_id: uuid.UUID, *, where: str, params: dict[str, Any], details: bool = False
+    ) -> dict[str, Any]:
+        """Figures over every thread whose runs `where` selects, computed per trace first: the trace figures
+        (latency, first token, error, tokens) are a trace's, not a run's, and a thread's traces are many groups
+        of runs. `latency` and `first_token` are [p50, p99] in seconds, NaN when there is no value; `details`
+        adds the per-category sums of the token and cost details."""
+        per_trace = f"{_TRACE_FIGURES},{_THREAD_DETAILS}" if details else _TRACE_FIGURES
+        totals = _TOTALS + "".join(f",\n    sumMap({column}) AS {column}" for column in _DETAIL_TYPES if details)
+        sql = f"""
+            SELECT {totals}
+            FROM (
+                SELECT thread_id, {per_trace}
+                FROM runs FINAL
+                WHERE tenant_id = {_TENANT} AND thread_id != '' AND ({where})
+                GROUP BY thread_id, trace_id
+            )
+        """
+        return self._query(sql, {**params, "tenant": tenant_id})[0]
 
 
 def _after(key: dict[str, Any], descending: bool) -> tuple[str, dict[str, Any]]:
