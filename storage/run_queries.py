@@ -348,7 +348,7 @@ class RunReader:
     ) -> dict[str, Any]:
         """Figures over every thread whose runs `where` selects, computed per trace first: the trace figures
         (latency, first token, error, tokens) are a trace's, not a run's, and a thread's traces are many groups
-        of runs. `latency` and `first_token` are [p50, p99] in seconds, NaN when there is no value; `details`
+        of runs. `latency` and `first_token` are [p50, p99] in seconds, [] when there is no value; `details`
         adds the per-category sums of the token and cost details."""
         per_trace = f"{_TRACE_FIGURES},{_THREAD_DETAILS}" if details else _TRACE_FIGURES
         totals = _TOTALS + "".join(f",\n    sumMap({column}) AS {column}" for column in _DETAIL_TYPES if details)
