@@ -50,16 +50,24 @@ class ThreadSelection(BaseModel):
             select=[],
         )
 
-    def runs_where(self, reader: RunReader, tenant_id: uuid.UUID, window: Window) -> tuple[str, dict[str, object]]:
+    def runs_where(
+        self, reader: RunReader, tenant_id: uuid.UUID, window: Window, *, grouped: bool = False
+    ) -> tuple[str, dict[str, object]]:
         """A `runs` WHERE (and its parameters) for the runs of the selected threads in the window. A thread
         whose runs in the window include no root is left out even without filters: it has no trace there. The
         runs of no thread (an empty thread id) are left out here rather than by each reader, for the feedback
-        of the selected runs reads them through this WHERE too."""
+        of the selected runs reads them through this WHERE too.
+
+        `grouped`: the reader groups runs by thread and drops the threads without a root itself (the thread
+        list's `HAVING trace_count > 0`), so without filters the subquery that selects threads by their roots is
+        left out: it cost the list 10-20% on 1M runs (a 10-day window: 495 -> 562 ms)."""
         params = Params("th")
         where = (
             f"session_id = {params.add(self.project_id, 'UUID')} AND start_time >= {params.add(window.start, _TIME)} "
             f"AND start_time <= {params.add(window.end, _TIME)} AND thread_id != ''"
         )
+        if grouped and not (self.filter or self.trace_filter or self.tree_filter):
+            return where, params.values
         matching = StartedBy(reader, window.end).where(tenant_id, self.roots(window))
         roots, roots_params = matching if matching is not None else ("0", {})
         where += f" AND thread_id IN (SELECT thread_id FROM runs FINAL WHERE tenant_id = {{tenant:UUID}} AND {roots})"

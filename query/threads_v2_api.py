@@ -167,7 +167,7 @@ def router(reads: RunReads) -> APIRouter:
         q = parse_body(ThreadQueryV2, body if body is not None else {}, UNSUPPORTED)
         after, pinned = decode_cursor(q.cursor) if q.cursor else (None, None)
         window = resolve_window(q.min_start_time, q.max_start_time, pinned, datetime.now(UTC), max_exclusive=True)
-        where, values = q.runs_where(reads.reader, tenant.id, window)
+        where, values = q.runs_where(reads.reader, tenant.id, window, grouped=True)
         after_params = Params("ta")
         having = threads_after(after_params, *_decode_after(after)) if after is not None else "1"
         values = {**values, **after_params.values}
