@@ -69,11 +69,10 @@ _THREAD_FIGURES = f"""
     countIf(is_root AND status = 'error') AS error_count,
     {_RUN_LATENCY} AS latency,
     any(session_id) AS thread_session_id"""
-_THREAD_PREVIEWS = """
-    argMinIf(inputs, start_time, is_root) AS first_inputs,
-    argMinIf(payload_refs, start_time, is_root) AS first_refs,
-    argMaxIf(outputs, start_time, is_root) AS last_outputs,
-    argMaxIf(payload_refs, start_time, is_root) AS last_refs"""
+# The sort keys of a thread's first and last root, whose inputs and outputs are its previews.
+_THREAD_ENDS = """
+    argMinIf((session_id, start_time, id), start_time, is_root) AS first_root,
+    argMaxIf((session_id, start_time, id), start_time, is_root) AS last_root"""
 # A run's details are the JSON text of a flat object (category -> count or cost), '' when absent: summed per
 # category. Strings and nested objects are left out.
 _DETAIL_TYPES = {
@@ -319,11 +318,12 @@ class RunReader:
     ) -> list[dict[str, Any]]:
         """Runs grouped by thread id: per-thread counts, time span, token/cost totals and latency quantiles.
         Traces and latencies come from the root runs, tokens and cost from every run carrying the thread id.
-        `previews` adds the first trace's inputs and the last one's outputs, which read payload columns;
-        `details` the per-category sums of the token and cost details."""
+        `previews` adds the first trace's inputs and the last one's outputs (`first_inputs`, `last_outputs` and
+        the `payload_refs` of each, `first_refs` and `last_refs`); `details` the per-category sums of the token
+        and cost details."""
         aggregates = [
             _THREAD_FIGURES,
-            *([_THREAD_PREVIEWS] if previews else []),
+            *([_THREAD_ENDS] if previews else []),
             *([_THREAD_DETAILS] if details else []),
         ]
         sql = f"""
@@ -341,7 +341,33 @@ class RunReader:
                 value = row.get(key)
                 if isinstance(value, datetime) and value.tzinfo is None:
                     row[key] = value.replace(tzinfo=UTC)
+        if previews and rows:
+            self._add_previews(tenant_id, rows)
         return rows
+
+    def _add_previews(self, tenant_id: uuid.UUID, rows: list[dict[str, Any]]) -> None:
+        """The payloads of the page's first and last roots, read by their sort keys once the page is known:
+        aggregating the payload columns themselves read them for every run in the window (measured on 1M runs,
+        the v2 thread list of a 10-day window: 490 -> 230 ms; of the default day: 105 -> 75 ms)."""
+        ends = [(row.pop("first_root"), row.pop("last_root")) for row in rows]
+        found = {
+            run["id"]: run
+            for run in self.latest(
+                tenant_id,
+                where="(session_id, start_time, id) IN {ends:Array(Tuple(UUID, DateTime64(6, 'UTC'), UUID))}",
+                params={"ends": list({key for pair in ends for key in pair})},
+                columns=("inputs", "outputs", "payload_refs"),
+                order_by=None,
+            )
+        }
+        for row, (first_key, last_key) in zip(rows, ends, strict=True):
+            first, last = found.get(first_key[2], {}), found.get(last_key[2], {})
+            row.update(
+                first_inputs=first.get("inputs", ""),
+                first_refs=first.get("payload_refs", {}),
+                last_outputs=last.get("outputs"),
+                last_refs=last.get("payload_refs", {}),
+            )
 
     def thread_totals(
         self, tenant_id: uuid.UUID, *, where: str, params: dict[str, Any], details: bool = False
