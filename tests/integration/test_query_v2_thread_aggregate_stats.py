@@ -234,6 +234,20 @@ def test_a_given_window_covers_the_threads_active_in_it(server: Server, traced: 
     assert_figures(only_running, [running])
     assert (only_running.trace_count, only_running.error_rate, only_running.median_tokens) == (1, 0.0, 0)
     assert only_running.streaming_rate is only_running.latency_p50_seconds is only_running.latency_p99_seconds is None
+    # The thread list and the one-thread stats read the same quantiles of no ended root: null, not 0.
+    pages = sdk(server, lambda c: all_pages(c.threads.query(project_id=PROJECT_ID, min_start_time=running.start)))
+    (listed,) = [thread for page in pages for thread in page]
+    assert (listed.count, listed.latency_p50, listed.latency_p99) == (1, None, None)
+    alone = sdk(
+        server,
+        lambda c: c.threads.stats(
+            listed.thread_id,
+            session_id=PROJECT_ID,
+            selects=["TURNS", "LATENCY_P50"],
+            filter=f'gte(start_time, "{running.start.isoformat()}")',
+        ),
+    )
+    assert (alone.turns, alone.latency_p50_seconds) == (1, None)
 
 
 SELECTING: list[tuple[str, Callable[[Traced], dict[str, str]], str]] = [
