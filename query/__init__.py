@@ -31,6 +31,7 @@ from storage import Storage
 @dataclass(frozen=True, slots=True)
 class QueryOptions:
     secret_key: bytes = b""  # signs attachment and share URLs
+    max_trace_runs: int = 20_000  # runs a read of a whole trace returns at most
 
 
 class QueryService:
@@ -38,7 +39,7 @@ class QueryService:
         self.storage = storage
         self.options = options
         self.router = APIRouter()
-        self.runs = RunReads(storage, options.secret_key)
+        self.runs = RunReads(storage, options.secret_key, max_trace_runs=options.max_trace_runs)
         for routes in (
             runs_api,
             runs_v2_api,

@@ -16,7 +16,7 @@ from query.signing import Signer
 from schemas import ApiError, Tenant, jsonutil
 from schemas.tenancy import current_tenant
 from storage import Storage
-from storage.run_queries import META_COLUMNS, PAYLOAD_COLUMNS, RunReader
+from storage.run_queries import META_COLUMNS, PAYLOAD_COLUMNS, RunReader, TooManyRows
 
 CurrentTenant = Annotated[Tenant, Depends(current_tenant)]
 
@@ -87,14 +87,46 @@ def feedback_repository(storage: Storage) -> FeedbackStats | None:
 
 
 class RunReads:
-    def __init__(self, storage: Storage, secret_key: bytes) -> None:
+    def __init__(self, storage: Storage, secret_key: bytes, *, max_trace_runs: int = 20_000) -> None:
         self.storage = storage
+        self.max_trace_runs = max_trace_runs
         self.reader = RunReader(storage.clickhouse)
         self.search = RunSearch(self.reader)
         # Without a configured key, signed URLs are valid for this process's lifetime only.
         self.signer = Signer(secret_key or secrets.token_bytes(32))
         self.serializer = RunSerializer(storage.blobs, self.signer)
         self.feedback = feedback_repository(storage)
+
+    def trace_rows(
+        self,
+        tenant_id: uuid.UUID,
+        trace_id: uuid.UUID,
+        *,
+        where: str,
+        params: dict[str, Any],
+        columns: tuple[str, ...],
+        order_by: str | None,
+        match: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """The rows of a whole trace (`RunReader.latest`), refused above `max_trace_runs`: a response holds the
+        whole trace in memory, so one runaway agent's trace must not take the query server with it."""
+        try:
+            return self.reader.latest(
+                tenant_id,
+                where=where,
+                params=params,
+                columns=columns,
+                order_by=order_by,
+                match=match,
+                max_rows=self.max_trace_runs,
+            )
+        except TooManyRows:
+            raise ApiError(
+                422,
+                f"trace {trace_id} has more than {self.max_trace_runs:,} runs, more than one response holds: "
+                "page through it with POST /runs/query and `trace`",
+                detail={"trace_id": str(trace_id), "max_trace_runs": self.max_trace_runs},
+            ) from None
 
     def feedback_stats(self, tenant_id: uuid.UUID, run_ids: list[uuid.UUID]) -> dict[str, dict[str, Any]] | None:
         if self.feedback is None or not run_ids:

@@ -68,11 +68,12 @@ class V2Runs:
         match: str | None = None,
         params: dict[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
-        """Every run of a trace in a project, in start-time order (ties by id), unpaged, as v2 lists a trace (it
-        holds at most 25,000 runs in LangSmith). `match` (with its `params`) is returned per run as `_match`."""
+        """Every run of a trace in a project, in start-time order (ties by id), unpaged, as v2 lists a trace (up to
+        `max_trace_runs`, see `RunReads.trace_rows`). `match` (with its `params`) is returned per run as `_match`."""
         where, scope = self.reads.reader.trace_scope(tenant_id, trace_id)
-        return self.reads.reader.latest(
+        return self.reads.trace_rows(
             tenant_id,
+            trace_id,
             where=f"{where} AND session_id = {{trace_project:UUID}}",
             params={**scope, **(params or {}), "trace_project": project_id},
             columns=META_COLUMNS + shape.payloads,

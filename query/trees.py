@@ -55,7 +55,9 @@ def router(reads: RunReads) -> APIRouter:
             match = compile_argument(filter_text, "filter", fparams)
             params = {**params, **fparams.values}
         # Unordered: build_tree orders by dotted_order, and ClickHouse sorting the wide rows cost more.
-        rows = reads.reader.latest(tenant_id, where=where, params=params, columns=columns, order_by=None, match=match)
+        rows = reads.trace_rows(
+            tenant_id, trace_id, where=where, params=params, columns=columns, order_by=None, match=match
+        )
         if match is not None:
             keep: set[uuid.UUID] = set()
             for row in rows:

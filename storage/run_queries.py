@@ -127,6 +127,10 @@ _TOTALS = f"""
     if(countIf(has_root) > 0, quantileExactIf(0.5)(trace_tokens, has_root), NULL) AS median_tokens"""
 
 
+class TooManyRows(Exception):
+    """A read bounded by `max_rows` found more rows: answering would hold them all in memory at once."""
+
+
 @dataclass(frozen=True, slots=True)
 class RunLocation:
     """Where a run lives in `runs`' sort key, from the `run_ids` table."""
@@ -174,6 +178,7 @@ class RunReader:
         columns: tuple[str, ...] = META_COLUMNS,
         order_by: str | None = "start_time DESC, id DESC",
         match: str | None = None,
+        max_rows: int | None = None,
     ) -> list[dict[str, Any]]:
         """Latest versions of the runs matching `where`, which must test only columns that every version of a run
         shares (sort key, trace_id, parent ids): then all versions of a run match or none does, and collapsing
@@ -182,14 +187,18 @@ class RunReader:
 
         The versions are collapsed here, not with `LIMIT 1 BY id` in SQL, where ClickHouse sorted the wide rows
         twice (a 1,000-run trace: 30 -> 20 ms). `order_by` must keep a run's versions together (any order of
-        sort-key columns or `dotted_order` does); None returns the runs in no particular order."""
+        sort-key columns or `dotted_order` does); None returns the runs in no particular order. More than
+        `max_rows` matching rows (versions, so at most as many runs) raise TooManyRows."""
         select = ", ".join(dict.fromkeys((*columns, "id", "version", "is_deleted")))
         matched = f", ({match}) AS _match" if match else ""
         order = f" ORDER BY {order_by}" if order_by else ""
+        limit = f" LIMIT {int(max_rows) + 1}" if max_rows is not None else ""
         rows = self._query(
-            f"SELECT {select}{matched} FROM runs WHERE tenant_id = {_TENANT} AND ({where}){order}",
+            f"SELECT {select}{matched} FROM runs WHERE tenant_id = {_TENANT} AND ({where}){order}{limit}",
             {**params, "tenant": tenant_id},
         )
+        if max_rows is not None and len(rows) > max_rows:
+            raise TooManyRows(max_rows)
         latest: dict[uuid.UUID, dict[str, Any]] = {}
         for row in rows:
             kept = latest.get(row["id"])

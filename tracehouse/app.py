@@ -110,7 +110,8 @@ def create_app(settings: Settings, service: Service = "all") -> FastAPI:
             )
         )
     if service in ("all", "query"):
-        mounted.append(query.build(storage, query.QueryOptions(secret_key=_secret_key(settings))))
+        options = query.QueryOptions(secret_key=_secret_key(settings), max_trace_runs=settings.max_trace_runs)
+        mounted.append(query.build(storage, options))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

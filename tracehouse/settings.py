@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     secret_key: str | None = None  # signs attachment/share URLs; generated under data_dir when unset
     max_body_bytes: int = Field(100 * 1024 * 1024, gt=0)  # decompressed request body limit
     max_json_body_bytes: int = Field(10 * 1024 * 1024, gt=0)  # body limit of the routes outside ingest
+    max_trace_runs: int = Field(20_000, gt=0)  # runs a read of a whole trace returns at most (422 above)
     blob_offload_bytes: int = Field(20 * 1024, ge=0)  # payloads larger than this go to the blob store
     spool_max_bytes: int = Field(1024 * 1024 * 1024, gt=0)
     flush_interval_ms: int = Field(250, gt=0, le=1000)  # longest delay from ack to ClickHouse at low load

@@ -1,4 +1,5 @@
-"""Graceful shutdown flushes the spool; requests have a deadline; logs can be structured."""
+"""Graceful shutdown flushes the spool; requests have a deadline; logs can be structured; a whole-trace read is
+bounded."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 import httpx
 
 from storage import Storage
-from tests.support import Server
+from tests.support import Server, wait_for
 from tracehouse.head_limit import MAX_HEAD_BYTES
 
 
@@ -84,3 +85,34 @@ def test_an_oversized_request_head_gets_431_and_keep_alive_requests_still_work(t
                     http.post("/runs/batch", content=body, headers={"content-type": "application/json"}).status_code
                     == 202
                 )
+
+
+def test_a_trace_larger_than_max_trace_runs_is_refused_and_pages_instead(tmp_path: Path) -> None:
+    with Server(tmp_path / "data", env={"TRACEHOUSE_MAX_TRACE_RUNS": "3"}) as server:
+        traces = {}
+        for size in (3, 4):
+            root = str(uuid.uuid4())
+            runs = [{"id": root, "trace_id": root, "name": "r", "run_type": "chain", "session_name": "big"}]
+            runs += [
+                {**runs[0], "id": str(uuid.uuid4()), "parent_run_id": root, "name": "c", "run_type": "tool"}
+                for _ in range(size - 1)
+            ]
+            assert httpx.post(f"{server.url}/runs/batch", json={"post": runs}).status_code == 202
+            traces[size] = root
+        small, big = traces[3], traces[4]
+        wait_for(lambda: httpx.get(f"{server.url}/traces/{small}").json().get("run_count") == 3, what="small trace")
+        paged = wait_for(
+            lambda: len(r := httpx.post(f"{server.url}/runs/query", json={"trace": big}).json()["runs"]) == 4 and r,
+            what="the big trace's runs, paged",
+        )
+        assert len(paged) == 4
+        project = paged[0]["session_id"]
+        for path, params in (
+            (f"/traces/{big}", {}),
+            (f"/runs/{big}/tree", {"include_payloads": "false"}),
+            (f"/api/v2/traces/{big}/runs", {"project_id": project}),
+        ):
+            response = httpx.get(f"{server.url}{path}", params=params)
+            assert response.status_code == 422, (path, response.text[:200])
+            assert response.json()["detail"] == {"trace_id": big, "max_trace_runs": 3}, path
+        assert httpx.get(f"{server.url}/api/v2/traces/{small}/runs", params={"project_id": project}).status_code == 200
