@@ -45,9 +45,18 @@ def router(reads: RunReads) -> APIRouter:
     api = APIRouter(tags=["runs"])
 
     def trace_runs(
-        tenant_id: uuid.UUID, trace_id: uuid.UUID, include_payloads: bool, filter_text: str | None
+        tenant_id: uuid.UUID,
+        trace_id: uuid.UUID,
+        include_payloads: bool,
+        filter_text: str | None,
+        under: uuid.UUID | None = None,
     ) -> list[dict[str, Any]]:
+        """The runs of a trace, or (`under`) of the subtree under one of its runs: read alone, so that a subtree
+        costs its own runs and stays readable in a trace larger than `max_trace_runs`."""
         where, params = reads.reader.trace_scope(tenant_id, trace_id)
+        if under is not None:
+            where = f"{where} AND (id = {{under:UUID}} OR has(parent_run_ids, {{under:UUID}}))"
+            params = {**params, "under": under}
         columns = META_COLUMNS + (PAYLOAD_COLUMNS if include_payloads else ())
         match = None
         if filter_text:
@@ -97,9 +106,7 @@ def router(reads: RunReads) -> APIRouter:
         found = reads.reader.locate(tenant.id, [run_id])
         if not found:
             raise ApiError(404, f"run {run_id} not found", detail={"run_id": str(run_id)})
-        runs = trace_runs(tenant.id, found[0].trace_id, include_payloads, filter)
-        me = str(run_id)
-        runs = [r for r in runs if r["id"] == me or me in r["parent_run_ids"]]
-        return respond(found[0].trace_id, runs, me)
+        runs = trace_runs(tenant.id, found[0].trace_id, include_payloads, filter, under=run_id)
+        return respond(found[0].trace_id, runs, str(run_id))
 
     return api

@@ -101,6 +101,13 @@ def test_read_run_with_child_runs_matches_the_tree_endpoint(
     only_errors = httpx.get(f"{server.url}/traces/{traced['hello']}", params={"filter": 'eq(status, "error")'}).json()
     assert only_errors["run_count"] == 2  # the failing tool plus its ancestor
     assert [c["name"] for c in only_errors["root"]["child_runs"]] == ["broken"]
+    whole = httpx.get(f"{server.url}/runs/{traced['hello']}/tree").json()  # the root's subtree is the trace
+    assert whole["run_count"] == 3 and whole["root"]["child_runs"] == tree["root"]["child_runs"]
+    model = run.child_runs[0].id
+    under = httpx.get(f"{server.url}/runs/{model}/tree").json()
+    assert (under["run_count"], under["root"]["id"], under["orphans"]) == (1, str(model), [])
+    errors_under = httpx.get(f"{server.url}/runs/{model}/tree", params={"filter": 'eq(status, "error")'}).json()
+    assert (errors_under["run_count"], errors_under["root"]) == (0, None)  # the failing tool is not under it
     full = httpx.get(f"{server.url}/runs/{traced['hello']}").json()
     assert full["direct_child_run_ids"] == [str(c.id) for c in run.child_runs]
     assert full["app_path"].startswith(f"/o/{DEFAULT_TENANT_ID}/projects/p/{PROJECT_ID}/r/{traced['hello']}")

@@ -87,7 +87,7 @@ def test_an_oversized_request_head_gets_431_and_keep_alive_requests_still_work(t
                 )
 
 
-def test_a_trace_larger_than_max_trace_runs_is_refused_and_pages_instead(tmp_path: Path) -> None:
+def test_a_trace_larger_than_max_trace_runs_is_refused_but_pages_and_its_subtrees_read(tmp_path: Path) -> None:
     with Server(tmp_path / "data", env={"TRACEHOUSE_MAX_TRACE_RUNS": "3"}) as server:
         traces = {}
         for size in (3, 4):
@@ -116,3 +116,6 @@ def test_a_trace_larger_than_max_trace_runs_is_refused_and_pages_instead(tmp_pat
             assert response.status_code == 422, (path, response.text[:200])
             assert response.json()["detail"] == {"trace_id": big, "max_trace_runs": 3}, path
         assert httpx.get(f"{server.url}/api/v2/traces/{small}/runs", params={"project_id": project}).status_code == 200
+        child = next(run["id"] for run in paged if run["id"] != big)  # a subtree is read alone, within the limit
+        subtree = httpx.get(f"{server.url}/runs/{child}/tree").json()
+        assert (subtree["run_count"], subtree["root"]["id"], subtree["root"]["child_runs"]) == (1, child, [])
