@@ -87,7 +87,7 @@ def feedback_repository(storage: Storage) -> FeedbackStats | None:
 
 
 class RunReads:
-    def __init__(self, storage: Storage, secret_key: bytes, *, max_trace_runs: int = 20_000) -> None:
+    def __init__(self, storage: Storage, secret_key: bytes, *, max_trace_runs: int) -> None:
         self.storage = storage
         self.max_trace_runs = max_trace_runs
         self.reader = RunReader(storage.clickhouse)
