@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ class IngestOptions:
     pipeline: PipelineOptions
     max_body_bytes: int = 100 * 1024 * 1024
     decode_workers: int = 1
+    worker_setup: Callable[[], None] | None = None  # run in each decode worker as it starts (module level)
 
 
 class IngestService:
@@ -28,7 +30,7 @@ class IngestService:
         self.storage = storage
         self.options = options
         self.pipeline = Pipeline(storage, options.pipeline)
-        self.decoder = DecodePool(options.decode_workers)
+        self.decoder = DecodePool(options.decode_workers, options.worker_setup)
         self.router = APIRouter()
         self.router.include_router(build_router(self.pipeline, self.decoder, max_body_bytes=options.max_body_bytes))
         self.router.include_router(

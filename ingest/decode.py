@@ -23,8 +23,12 @@ class Decoded:
 
 
 def _json(data: bytes, part: str) -> Any:
+    return _json_with_text(data, part)[0]
+
+
+def _json_with_text(data: bytes, part: str) -> tuple[Any, bytes | None]:
     try:
-        return jsonutil.loads(data)
+        return jsonutil.loads_with_text(data)
     except ValueError as exc:
         raise ApiError(422, f"{part}: invalid JSON: {exc}", detail={"part": part}) from None
 
@@ -35,6 +39,7 @@ class _Pending:
     run_id: str
     main: dict[str, Any] | None = None
     payloads: dict[str, Any] = field(default_factory=dict)
+    texts: dict[str, bytes] = field(default_factory=dict)  # of payloads, when strict JSON
     shallow: bool = True  # every JSON part of the op is too small to nest too deep
     attachments: dict[str, tuple[str, bytes]] = field(default_factory=dict)
 
@@ -58,7 +63,9 @@ def from_multipart(parts: list[Part]) -> Decoded:
                 entry.main = _json(part.data, part.name)
                 entry.shallow = entry.shallow and shallow(part.data)
             elif pieces[2] in PAYLOAD_FIELDS:
-                entry.payloads[pieces[2]] = _json(part.data, part.name)
+                entry.payloads[pieces[2]], text = _json_with_text(part.data, part.name)
+                if text is not None:
+                    entry.texts[pieces[2]] = text
                 entry.shallow = entry.shallow and shallow(part.data)
             else:
                 raise _unknown(part.name)
@@ -87,6 +94,7 @@ def from_multipart(parts: list[Part]) -> Decoded:
             raise invalid(name, "body", "must be a JSON object")
         op = normalise(entry.kind, run_id, {**entry.main, **entry.payloads}, name, depth_checked=entry.shallow)
         op.attachments = entry.attachments
+        op.texts = entry.texts
         decoded.ops.append(op)
     return decoded
 

@@ -10,26 +10,23 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections import OrderedDict, defaultdict
+from collections import Counter, OrderedDict, defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from ingest import derive, merge, records
-from ingest.validate import format_time
+from ingest import derive, fresh, merge, records
+from ingest.fresh import FreshBlock, FreshRun
+from ingest.rows import Upload, run_row, state_from_row, ticks
 from schemas import jsonutil
 from schemas.projects import DEFAULT_PROJECT_NAME
 from schemas.runs import RunOp
 from storage import Storage
-from storage.blobs import BlobStore
 from storage.runs import RUN_COLUMNS, RunStore
 
 log = logging.getLogger(__name__)
 
-_OFFLOADED = ("inputs", "outputs", "events", "extra")
-_JSON_DEFAULTS = {"inputs": "{}", "extra": "{}", "events": "[]"}
-_EMPTY_TEXTS = frozenset(_JSON_DEFAULTS.values())
 
 _MAX_DEPTH = 100  # bound on re-deriving descendants after a dotted order changed
 _SESSION, _START = RUN_COLUMNS.index("session_id"), RUN_COLUMNS.index("start_time")
@@ -83,9 +80,20 @@ class RunWrite:
     tenant: str
     rows: list[list[Any]]
     pending_rows: list[list[Any]]
-    uploads: list[tuple[str, bytes, str, bool]]
+    uploads: list[Upload]
     finished: dict[str, dict[str, Any]]  # the states written, for the cache
     changed: list[dict[str, Any]]  # stored runs whose dotted order changed: their children must follow
+    fresh_columns: list[list[Any]] | None = None  # rows of presumed-new runs, RUN_COLUMNS order
+    fresh_runs: dict[str, FreshRun] = field(default_factory=dict)  # their states, for the cache
+
+
+@dataclass(slots=True)
+class _Incoming:
+    """One tenant's part of a batch: the ops to merge, each with its record's place in the batch, and the
+    presumed-new rows."""
+
+    ops: list[tuple[int, RunOp]]
+    blocks: list[FreshBlock]
 
 
 @dataclass(slots=True)
@@ -128,16 +136,19 @@ class Flusher:
         """Decode a batch and merge it into rows, without writing: the CPU half of a flush, which the batcher
         overlaps with the write of the batch before. Merges onto states of batches staged before it, then the
         cache, then storage."""
-        ops_by_tenant: dict[uuid.UUID, list[RunOp]] = defaultdict(list)
+        incoming: dict[uuid.UUID, _Incoming] = {}
         feedback_by_tenant: dict[uuid.UUID, list[dict[str, Any]]] = defaultdict(list)
-        for record in batch:
-            tenant_id, ops, feedback = records.decode(record)
-            ops_by_tenant[tenant_id].extend(ops)
-            feedback_by_tenant[tenant_id].extend(feedback)
+        for seq, data in enumerate(batch):
+            record = records.decode(data)
+            part = incoming.get(record.tenant_id) or incoming.setdefault(record.tenant_id, _Incoming([], []))
+            part.ops.extend((seq, records.unpack_op(op)) for op in record.ops)
+            if record.fresh:
+                part.blocks.append(FreshBlock.of(seq, record.fresh))
+            feedback_by_tenant[record.tenant_id].extend(record.feedback)
         staged = Staged([], {tenant_id: items for tenant_id, items in feedback_by_tenant.items() if items})
         try:
-            for tenant_id, ops in ops_by_tenant.items():
-                staged.runs.append((tenant_id, self._stage_runs(tenant_id, ops, starts=start_hints(ops))))
+            for tenant_id, part in incoming.items():
+                staged.runs.append((tenant_id, self._stage_incoming(tenant_id, part)))
         except Exception:
             self.discard(staged)  # the tenants staged before the one that failed
             raise
@@ -186,7 +197,7 @@ class Flusher:
             cached = self.staged.get((tenant, run_id)) or self.cache.get((tenant, run_id))
             if cached is None:
                 missing.add(run_id)
-            states[run_id] = cached
+            states[run_id] = cached.state(self.storage.blobs) if isinstance(cached, FreshRun) else cached
         if missing:
             for row in self.runs.current(tenant_id, missing, starts):
                 state = state_from_row(row, self.storage.blobs)
@@ -234,6 +245,71 @@ class Flusher:
         self._settle(write)
         return write.changed
 
+    def _stage_incoming(self, tenant_id: uuid.UUID, part: _Incoming) -> RunWrite:
+        """Stage one tenant's part of a batch: presumed-new rows as built, once the presumption holds for the
+        whole batch (see `ingest.fresh`), and everything else merged by `_stage_runs`."""
+        tenant = str(tenant_id)
+        ops = part.ops
+        merged = {op.run_id for _, op in ops}
+        per_run = Counter(run_id for block in part.blocks for run_id in block.ids)
+        chosen: dict[str, tuple[FreshBlock, int]] = {}
+        demoted: list[tuple[FreshBlock, int]] = []
+        for block in part.blocks:
+            for row, run_id in enumerate(block.ids):
+                if (
+                    per_run[run_id] > 1
+                    or run_id in merged
+                    or block.text_bytes[row] > self.options.blob_offload_bytes
+                    or self.awaited.get((tenant, run_id))
+                ):
+                    demoted.append((block, row))
+                else:
+                    chosen[run_id] = (block, row)
+        starts = start_hints([op for _, op in ops])
+        starts.update((block.ids[row], block.start(row)) for block in part.blocks for row in range(len(block.ids)))
+        known = self._states(tenant_id, merged | set(per_run), starts)
+        demoted.extend(chosen.pop(run_id) for run_id in [r for r in chosen if known[r] is not None])
+        # A parent merged in this batch may get another dotted order than its child presumes.
+        out = merged | {block.ids[row] for block, row in demoted}
+        while bad := [run_id for run_id, (block, row) in chosen.items() if fresh.orphaned(block, row, chosen, out)]:
+            for run_id in bad:
+                demoted.append(chosen.pop(run_id))
+                out.add(run_id)
+        for block, row in demoted:
+            block.keep[row] = False
+            ops.append((block.seq, block.op(row)))
+        if demoted:
+            ops.sort(key=lambda item: item[0])  # stable: a record's ops keep their order
+        fresh_runs = self._stage_fresh(tenant_id, chosen)
+        try:
+            write = self._stage_runs(tenant_id, [op for _, op in ops], starts=starts, known=known, presumed=fresh_runs)
+        except Exception:
+            self._unstage(RunWrite(tenant, [], [], [], {}, [], fresh_runs=fresh_runs))
+            raise
+        for block, row in chosen.values():
+            parent = block.parent(row)
+            if parent is not None and parent not in chosen and parent not in write.finished:
+                self.awaited.put((tenant, parent), True)  # its children must follow it later
+        write.fresh_runs = fresh_runs
+        write.fresh_columns = fresh.columns(part.blocks, tenant, time.time_ns())
+        return write
+
+    def _stage_fresh(self, tenant_id: uuid.UUID, chosen: dict[str, tuple[FreshBlock, int]]) -> dict[str, FreshRun]:
+        """Resolve the projects and retention of presumed-new runs, and stage their states (built when read: a
+        run merged in this batch may name one as its parent)."""
+        tenant = str(tenant_id)
+        projects: dict[tuple[str | None, str | None], tuple[str, int]] = {}
+        runs = {}
+        for run_id, (block, row) in chosen.items():
+            named = block.sessions[row]
+            key = (named[0], named[1])
+            if key not in projects:
+                session = self._project(tenant_id, *key)
+                projects[key] = (str(session), self.storage.retention.days(tenant_id, session)[0])
+            block.placed[row] = projects[key]
+            runs[run_id] = self.staged[(tenant, run_id)] = block.run(row)
+        return runs
+
     def _stage_runs(
         self,
         tenant_id: uuid.UUID,
@@ -241,16 +317,22 @@ class Flusher:
         retire: set[str] = frozenset(),
         rederive: set[str] = frozenset(),
         starts: dict[str, datetime] | None = None,
+        known: dict[str, dict[str, Any] | None] | None = None,
+        presumed: dict[str, FreshRun] | None = None,
     ) -> RunWrite:
         """Apply `ops` (and re-derive the stored runs in `rederive`) into new versions' rows, and keep the new
         states as staged until written. `starts` are the start times of runs, which bound their lookup in
         storage; reconciling and promoting parked patches look up by id instead, as the run they belong to may
-        have been stored under another start time than the patch's."""
+        have been stored under another start time than the patch's. `known` are current states already looked
+        up (`_states`) for every run of `ops`; `presumed` are runs of the same batch stored as presumed new, which
+        are parents the way the runs of `ops` are."""
         tenant = str(tenant_id)
         touched = {op.run_id for op in ops} | set(rederive)
+        if known is None:
+            known = self._states(tenant_id, touched, starts or {})
         # Working copies: staged and cached states stay as they are until this batch is written (a failed insert
         # is retried from the same states; derivation below writes into the state it derives).
-        states = {k: _working_copy(v) for k, v in self._states(tenant_id, touched, starts or {}).items()}
+        states = {k: _working_copy(known[k]) for k in touched}
         before = {run_id: (state or {}).get("dotted_order") for run_id, state in states.items()}
         pending_before = {run_id for run_id, state in states.items() if state is not None and not state[merge.HAS_POST]}
         for op in ops:
@@ -261,10 +343,14 @@ class Flusher:
         version = time.time_ns()
         rows: list[list[Any]] = []
         pending_rows: list[list[Any]] = []
-        uploads: list[tuple[str, bytes, str, bool]] = []
+        uploads: list[Upload] = []
         finished: dict[str, dict[str, Any]] = {}
         short_ttl: dict[str, int] = {}  # per project
         changed: list[dict[str, Any]] = []
+
+        def presumed_state(run_id: str) -> dict[str, Any] | None:
+            return presumed[run_id].state(self.storage.blobs) if presumed and run_id in presumed else None
+
         for run_id in _parents_first(touched, states):
             state = states[run_id]
             assert state is not None
@@ -277,10 +363,12 @@ class Flusher:
             if run_id in retire or run_id in pending_before:
                 pending_rows.append([tenant, run_id, "", version, 1])  # merged now: retire the pending entry
             if "_session" not in state:
-                state["_session"] = str(self._project(tenant_id, state))
+                state["_session"] = str(self._project(tenant_id, state.get("session_id"), state.get("session_name")))
             start = datetime.fromisoformat(state["start_time"])
             parent_id = state.get("parent_run_id")
-            parent = (states.get(parent_id) or parents.get(parent_id)) if parent_id else None
+            parent = (
+                (states.get(parent_id) or parents.get(parent_id) or presumed_state(parent_id)) if parent_id else None
+            )
             trace_id, dotted, ancestors = derive.ancestry(state, parent, start)
             if parent_id and parent is None:
                 self.awaited.put((tenant, parent_id), True)  # its children must follow it later
@@ -294,7 +382,9 @@ class Flusher:
             if session not in short_ttl:
                 short_ttl[session] = self.storage.retention.days(tenant_id, uuid.UUID(session))[0]
             ttl = max(state.get("_ttl", 0), short_ttl[session])
-            row = self._row(tenant, state, start, ancestors, prefix, uploads, version, ttl)
+            row = run_row(
+                tenant, state, start, ancestors, prefix, uploads, version, ttl, self.options.blob_offload_bytes
+            )
             stored_key = state.get("_stored_key")
             new_key = [state["_session"], state["start_time"]]
             if stored_key and stored_key != new_key:
@@ -315,7 +405,7 @@ class Flusher:
                 )
             )
         self.runs.insert_pending(write.pending_rows)
-        self.runs.insert(write.rows)
+        self.runs.insert(write.rows, write.fresh_columns)
 
     def _settle(self, write: RunWrite) -> None:
         """Written: the states move from staged to the cache (open runs only: a finished run expects no patch)."""
@@ -326,10 +416,15 @@ class Flusher:
                 self.cache.drop(key)
             else:
                 self.cache.put(key, state)
+        for run_id, run in write.fresh_runs.items():
+            if run.ended:
+                self.cache.drop((write.tenant, run_id))
+            else:
+                self.cache.put((write.tenant, run_id), run)
 
     def _unstage(self, write: RunWrite) -> None:
         """Drop these states from the staged ones, unless a later batch staged a newer state of the run."""
-        for run_id, state in write.finished.items():
+        for run_id, state in [*write.finished.items(), *write.fresh_runs.items()]:
             key = (write.tenant, run_id)
             if self.staged.get(key) is state:
                 del self.staged[key]
@@ -358,94 +453,15 @@ class Flusher:
             return {}
         return {k: v for k, v in self._states(tenant_id, wanted, starts).items() if v is not None}
 
-    def _project(self, tenant_id: uuid.UUID, state: dict[str, Any]) -> uuid.UUID:
+    def _project(self, tenant_id: uuid.UUID, session_id: str | None, session_name: str | None) -> uuid.UUID:
         """`session_id` wins, else `session_name` (created on first use), else `default` (protocol §5.3)."""
         projects = self.storage.projects
-        if state.get("session_id"):
-            project_id = uuid.UUID(state["session_id"])
+        if session_id:
+            project_id = uuid.UUID(session_id)
             if projects.cached(tenant_id, project_id) is None:
-                return projects.resolve_name(tenant_id, state.get("session_name") or DEFAULT_PROJECT_NAME)
+                return projects.resolve_name(tenant_id, session_name or DEFAULT_PROJECT_NAME)
             return project_id
-        return projects.resolve_name(tenant_id, state.get("session_name") or DEFAULT_PROJECT_NAME)
-
-    def _row(
-        self,
-        tenant: str,
-        state: dict[str, Any],
-        start: datetime,
-        ancestors: list[str],
-        prefix: str,
-        uploads: list[tuple[str, bytes, str, bool]],
-        version: int,
-        ttl_days: int,
-    ) -> list[Any]:
-        refs: dict[str, str] = state[merge.REFS]
-        texts: dict[str, str] = {}
-        for name in _OFFLOADED:
-            value = state.get(name)
-            if name in refs:
-                texts[name] = ""
-                continue
-            if value is None:
-                texts[name] = _JSON_DEFAULTS.get(name, "")
-                continue
-            text = jsonutil.dumps(value)
-            if len(text) > self.options.blob_offload_bytes:
-                key = f"{prefix}/{name}"
-                uploads.append((key, text, "application/json", True))
-                refs[name] = key
-                texts[name] = ""
-            else:
-                texts[name] = text.decode()
-        outputs = state.get("outputs")
-        end = state.get("end_time")
-        first_token = derive.first_token_time(state)
-        tokens = derive.usage(state)
-        serialized = state.get("serialized")
-        # UUID columns are passed as text: clickhouse-connect encodes canonical text without building UUIDs.
-        return [
-            tenant,
-            state["_session"],
-            state["id"],
-            state["trace_id"],
-            state.get("parent_run_id"),
-            ancestors,
-            state["dotted_order"],
-            state.get("parent_run_id") is None,
-            state.get("name", ""),
-            state.get("run_type", "chain"),
-            derive.status(state),
-            start,
-            datetime.fromisoformat(end) if end else None,
-            _time_or_none(first_token),
-            state.get("error"),
-            texts["inputs"],
-            None if outputs is None and "outputs" not in refs else texts["outputs"],
-            texts["extra"],
-            texts["events"],
-            None if serialized is None else jsonutil.dumps_str(serialized),
-            dict(refs),
-            {k: jsonutil.dumps_str(v) for k, v in state[merge.ATTACHMENTS].items()},
-            state.get("tags") or [],
-            derive.metadata_map(state),
-            derive.flatten(state.get("inputs")),
-            derive.flatten(outputs),
-            derive.thread_id(state),
-            state.get("reference_example_id"),
-            tokens.get("prompt_tokens", 0),
-            tokens.get("completion_tokens", 0),
-            tokens.get("total_tokens", 0),
-            tokens.get("prompt_cost"),
-            tokens.get("completion_cost"),
-            tokens.get("total_cost"),
-            tokens.get("prompt_token_details", ""),
-            tokens.get("completion_token_details", ""),
-            tokens.get("prompt_cost_details", ""),
-            tokens.get("completion_cost_details", ""),
-            ttl_days,
-            version,
-            0,
-        ]
+        return projects.resolve_name(tenant_id, session_name or DEFAULT_PROJECT_NAME)
 
 
 def start_hints(ops: list[RunOp]) -> dict[str, datetime]:
@@ -479,17 +495,7 @@ def _parents_first(ids: set[str], states: dict[str, dict[str, Any] | None]) -> l
     return ordered
 
 
-def _time_or_none(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
-
-
-def _stage_attachments(state: dict[str, Any], prefix: str, uploads: list[tuple[str, bytes, str, bool]]) -> None:
+def _stage_attachments(state: dict[str, Any], prefix: str, uploads: list[Upload]) -> None:
     for name, (mime, data) in (state.pop(merge.NEW_ATTACHMENTS, None) or {}).items():
         key = f"{prefix}/{name}"
         uploads.append((key, data, mime, False))
@@ -503,45 +509,6 @@ def _tombstone(row: list[Any], stored_key: list[str], version: int) -> list[Any]
     """The row's previous version under its old sort key, deleted: a run whose key changed (a post arriving
     with another start time than a recovered state) must not stay visible twice."""
     old = list(row)
-    old[_SESSION], old[_START] = stored_key[0], datetime.fromisoformat(stored_key[1])
+    old[_SESSION], old[_START] = stored_key[0], ticks(datetime.fromisoformat(stored_key[1]))
     old[_VERSION], old[_DELETED] = version, 1
     return old
-
-
-def state_from_row(row: dict[str, Any], blobs: BlobStore) -> dict[str, Any]:
-    """A stored run back as a merge state, payloads parsed (from the blob store when offloaded)."""
-    refs = dict(row["payload_refs"])
-    state: dict[str, Any] = {
-        merge.HAS_POST: True,
-        merge.REFS: refs,
-        merge.ATTACHMENTS: {k: jsonutil.loads(v) for k, v in row["attachments"].items()},
-        "_session": str(row["session_id"]),
-        "id": str(row["id"]),
-        "name": row["name"],
-        "run_type": row["run_type"],
-        "trace_id": str(row["trace_id"]),
-        "dotted_order": row["dotted_order"],
-        "start_time": format_time(_utc(row["start_time"])),
-        "tags": list(row["tags"]),
-    }
-    state["_stored_key"] = [state["_session"], state["start_time"]]
-    state["_ttl"] = row["ttl_days"]  # kept: the trace may have been upgraded to long-lived
-    if row["parent_run_id"] is not None:
-        state["parent_run_id"] = str(row["parent_run_id"])
-    if row["end_time"] is not None:
-        state["end_time"] = format_time(_utc(row["end_time"]))
-    for key in ("error",):
-        if row[key] is not None:
-            state[key] = row[key]
-    if row["reference_example_id"] is not None:
-        state["reference_example_id"] = str(row["reference_example_id"])
-    for name in ("inputs", "outputs", "extra", "events", "serialized"):
-        if name in refs:
-            state[name] = jsonutil.loads(blobs.get(refs[name]))
-        elif row[name] and row[name] not in _EMPTY_TEXTS:  # empty defaults stand for "absent": a post may fill
-            state[name] = jsonutil.loads(row[name])
-    return state
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value

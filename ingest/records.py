@@ -1,13 +1,15 @@
 """The spool record of one accepted request: its tenant, run ops and feedback, as msgpack.
 
 msgpack rather than JSON: attachments are raw bytes. `surrogatepass` keeps lone surrogates (which valid
-JSON input may contain) intact through the spool.
+JSON input may contain) intact through the spool. Posts presumed new come as the rows built from them
+(`fresh`, see `ingest.fresh`) instead of as ops.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import msgpack
@@ -15,20 +17,28 @@ import msgpack
 from schemas.runs import RunOp
 
 
+@dataclass(slots=True)
+class Record:
+    tenant_id: uuid.UUID
+    ops: list[bytes]  # each packed by `pack_op`
+    feedback: list[dict[str, Any]]
+    fresh: dict[str, Any] | None  # presumed-new rows (`ingest.fresh.split`)
+
+
 def encode(
-    tenant_id: uuid.UUID, ops: list[RunOp], feedback: list[dict[str, Any]], *, packed: Sequence[bytes] = ()
+    tenant_id: uuid.UUID,
+    ops: list[RunOp],
+    feedback: list[dict[str, Any]],
+    *,
+    packed: Sequence[bytes] = (),
+    fresh: dict[str, Any] | None = None,
 ) -> bytes:
     """The record; `packed` are ops already encoded by `pack_op` (in a decode worker), stored before `ops`."""
-    packer = msgpack.Packer(unicode_errors="surrogatepass", default=str)
-    return b"".join(
-        [
-            packer.pack_array_header(3),
-            packer.pack(str(tenant_id)),
-            packer.pack_array_header(len(packed) + len(ops)),
-            *packed,
-            *(packer.pack(_op(op)) for op in ops),
-            packer.pack(feedback),
-        ]
+    return msgpack.packb(
+        [str(tenant_id), [*packed, *map(pack_op, ops)], feedback, fresh],
+        unicode_errors="surrogatepass",
+        default=str,
+        use_bin_type=True,
     )
 
 
@@ -40,10 +50,15 @@ def _op(op: RunOp) -> list[Any]:
     return [op.kind, op.run_id, op.fields, {k: [m, d] for k, (m, d) in op.attachments.items()}]
 
 
-def decode(record: bytes) -> tuple[uuid.UUID, list[RunOp], list[dict[str, Any]]]:
-    tenant, ops, feedback = msgpack.unpackb(record, unicode_errors="surrogatepass", strict_map_key=False)
-    return (
-        uuid.UUID(tenant),
-        [RunOp(kind, run_id, fields, {k: (m, d) for k, (m, d) in att.items()}) for kind, run_id, fields, att in ops],
-        feedback,
-    )
+def unpack_op(packed: bytes) -> RunOp:
+    kind, run_id, fields, att = msgpack.unpackb(packed, unicode_errors="surrogatepass", strict_map_key=False)
+    return RunOp(kind, run_id, fields, {k: (m, d) for k, (m, d) in att.items()})
+
+
+def decode(record: bytes) -> Record:
+    """Records spooled before ops were packed singly have three elements, their ops inline: those are packed
+    again here (only a spool replayed across that upgrade has them)."""
+    tenant, ops, feedback, *fresh = msgpack.unpackb(record, unicode_errors="surrogatepass", strict_map_key=False)
+    if not fresh:
+        ops = [msgpack.packb(op, unicode_errors="surrogatepass") for op in ops]
+    return Record(uuid.UUID(tenant), ops, feedback, fresh[0] if fresh else None)

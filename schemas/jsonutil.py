@@ -39,6 +39,15 @@ def loads(data: bytes | str) -> Any:
             raise ValueError("JSON nested too deeply") from None
 
 
+def loads_with_text(data: bytes) -> tuple[Any, bytes | None]:
+    """`loads`, and `data` itself when it can be stored as the value's JSON text as sent: strict JSON (orjson
+    reads it), so valid UTF-8 without lone surrogates. Saves dumping a payload again that arrived as text."""
+    try:
+        return orjson.loads(data), data
+    except orjson.JSONDecodeError:
+        return loads(data), None
+
+
 def too_deep(value: Any, limit: int = MAX_NESTING) -> bool:
     """Whether `value` has more than `limit` levels of nested dicts/lists; level by level, no recursion."""
     level = [value] if isinstance(value, CONTAINERS) else []

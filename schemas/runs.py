@@ -30,9 +30,12 @@ class RunOp:
     `extra`, `events`, `error`, `serialized`, …), parsed and validated; `None` values are absent ("unchanged"
     in a patch). `attachments` maps an attachment name to (mime type, bytes). `run_id` is the canonical UUID
     text: the batcher keys its maps by it, and hashing text is several times cheaper than hashing `uuid.UUID`.
+    `texts` holds the JSON text of payload fields that arrived as strict JSON parts of their own, which a row
+    built from this op alone stores as is; it does not travel in spool records.
     """
 
     kind: OpKind
     run_id: str
     fields: dict[str, Any]
     attachments: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    texts: dict[str, bytes] = field(default_factory=dict)

@@ -104,13 +104,15 @@ class RunStore:
     def __init__(self, ch: ClickHouse) -> None:
         self._ch = ch
 
-    def insert(self, rows: Sequence[Sequence[Any]]) -> None:
-        """Rows in RUN_COLUMNS order, sent column-oriented: transposing with zip() is cheaper than letting the
-        driver do it (measured 26 vs 42 µs per run)."""
-        if rows:
-            self._ch.client().insert(
-                "runs", list(zip(*rows, strict=True)), column_names=RUN_COLUMNS, column_oriented=True
-            )
+    def insert(self, rows: Sequence[Sequence[Any]], columns: Sequence[list[Any]] | None = None) -> None:
+        """Rows in RUN_COLUMNS order, and more rows as RUN_COLUMNS lists (`columns`), in one insert. Sent
+        column-oriented: transposing with zip() is cheaper than letting the driver do it (measured 26 vs 42 µs
+        per run)."""
+        data = [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in RUN_COLUMNS]
+        for column, more in zip(data, columns or (), strict=False):
+            column.extend(more)
+        if data[0]:
+            self._ch.client().insert("runs", data, column_names=RUN_COLUMNS, column_oriented=True)
 
     def insert_pending(self, rows: Sequence[Sequence[Any]]) -> None:
         if rows:

@@ -25,6 +25,7 @@ from tracehouse.metrics import MetricsMiddleware, metrics_endpoint
 from tracehouse.ratelimit import RateLimiter
 from tracehouse.settings import Service, Settings
 from tracehouse.timeouts import RequestTimeoutMiddleware
+from tracehouse.tuning import tune_process
 
 log = logging.getLogger("tracehouse")
 
@@ -105,7 +106,10 @@ def create_app(settings: Settings, service: Service = "all") -> FastAPI:
             ingest.build(
                 storage,
                 ingest.IngestOptions(
-                    pipeline=pipeline, max_body_bytes=settings.max_body_bytes, decode_workers=settings.decode_workers
+                    pipeline=pipeline,
+                    max_body_bytes=settings.max_body_bytes,
+                    decode_workers=settings.decode_workers,
+                    worker_setup=tune_process,
                 ),
             )
         )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import sys
 from types import FrameType
 from typing import Any
@@ -12,17 +11,7 @@ from pydantic import ValidationError
 
 from tracehouse import logs
 from tracehouse.settings import Settings, describe
-
-
-def tune_gc() -> None:
-    """Garbage collection for a serving process; call once start-up (imports, migrations) is done.
-
-    Decoding a request allocates many short-lived objects: with the default gen-0 threshold (700) garbage
-    collection took about a third of decode time (measured). Long-lived start-up objects are frozen out, so full
-    collections do not walk them: a 1,000-run trace tree with the default settings took 132/241 ms p50/p99, with
-    these 80/128 ms (tests/bench/query.py, which applies this too so that it measures what the server does)."""
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
+from tracehouse.tuning import tune_process
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -155,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
             self._captured_signals.clear()
 
     app = create_app(settings, args.service)
-    tune_gc()
+    tune_process()
     # The batcher thread's Python work holds the GIL in 5 ms slices by default, and an ingest request needs
     # the event loop several times before its ack: shorter slices cut ack latency (measured in tests/bench).
     sys.setswitchinterval(0.001)

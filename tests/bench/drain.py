@@ -23,14 +23,14 @@ from ingest.workers import multipart_record
 from schemas import DEFAULT_TENANT_ID
 from storage import Storage
 from tests.bench.ingest import BOUNDARY, raw_insert_rate, sdk_body
-from tracehouse.cli import tune_gc
+from tracehouse.tuning import tune_process
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=400)
     args = parser.parse_args()
-    tune_gc()  # as the server does
+    tune_process()  # as the server does
     random.seed(7)
     records = [
         multipart_record(sdk_body()[0], "zstd", BOUNDARY, DEFAULT_TENANT_ID, 1 << 27)[0] for _ in range(args.requests)

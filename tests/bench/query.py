@@ -10,7 +10,7 @@ ClickHouse read for one request of each shape (all its queries), and the EXPLAIN
 What was read comes from the engine's own counters (`system.events`: SelectedRows, SelectedBytes, SelectedMarks,
 ReadCompressedBytes, minus what reading the counters costs): chDB has no `system.query_log`, and the query summary
 clickhouse-connect builds for chDB reports the rows and bytes returned, not read. Garbage collection is tuned as
-in the server (`tracehouse.cli.tune_gc`).
+in the server (`tracehouse.tuning.tune_process`).
 
     .venv/bin/python -m tests.bench.query [--runs 1000000] [--repeat 30] [--keep DIR]
 """
@@ -37,7 +37,7 @@ from storage import Storage
 from storage.run_queries import RunReader
 from storage.runs import RUN_COLUMNS
 from tests.support import query_app, run_row
-from tracehouse.cli import tune_gc
+from tracehouse.tuning import tune_process
 
 TENANT = DEFAULT_TENANT_ID
 WORDS = ["alpha", "beta", "gamma", "delta", "kappa", "lambda", "sigma", "omega", "river", "stone", "cloud", "paper"]
@@ -233,7 +233,7 @@ def main() -> None:
         # One event loop and worker thread pool for the whole run, as under uvicorn: without the context, every
         # request would start a new loop and new worker threads, each opening its own ClickHouse client.
         http = stack.enter_context(TestClient(app))
-        tune_gc()  # as the server does after start-up: without it, full collections add ~40 ms to (e)'s p99
+        tune_process()  # as the server does after start-up: without it, full collections add ~40 ms to (e)'s p99
 
         def runs_query(**body: Any):
             def run() -> int:

@@ -132,8 +132,9 @@ def test_the_worker_path_spools_the_same_ops_as_mapping_in_one_place() -> None:
         expected = map_request(parse(body, Encoding.JSON), tenant_id=TENANT, links=in_place)
         mapped = link(decode_spans(body, "identity", Encoding.JSON, None, 1 << 20), tenant_id=TENANT, links=worker)
         packed += len(mapped.packed)
-        tenant, ops, feedback = records.decode(records.encode(TENANT, mapped.ops, [], packed=mapped.packed))
-        assert (tenant, feedback) == (TENANT, [])
+        record = records.decode(records.encode(TENANT, mapped.ops, [], packed=mapped.packed))
+        assert (record.tenant_id, record.feedback) == (TENANT, [])
+        ops = [records.unpack_op(op) for op in record.ops]
         assert sorted(((op.kind, op.run_id, op.fields) for op in ops), key=str) == sorted(
             ((op.kind, op.run_id, op.fields) for op in expected.ops), key=str
         )
