@@ -19,7 +19,7 @@ from storage import Storage
 class IngestOptions:
     pipeline: PipelineOptions
     max_body_bytes: int = 100 * 1024 * 1024
-    decode_workers: int = 1
+    decode_workers: int = 2
     worker_setup: Callable[[], None] | None = None  # run in each decode worker as it starts (module level)
 
 

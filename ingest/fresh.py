@@ -68,6 +68,11 @@ def split(ops: list[RunOp]) -> tuple[list[RunOp], dict[str, Any] | None]:
     }
 
 
+def size(rows: dict[str, Any] | None) -> int:
+    """How many runs `split`'s rows hold."""
+    return len(rows["sessions"]) if rows else 0
+
+
 def _time(ticks: int) -> datetime:
     return _EPOCH + timedelta(microseconds=ticks)
 

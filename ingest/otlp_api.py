@@ -42,10 +42,10 @@ def build_router(
         project = request.headers.get("langsmith-project", "").strip() or None
         spans = await decoder.run(decode_spans, body, content_encoding(request), encoding, project, max_body_bytes)
         mapped = otlp.link(spans, tenant_id=tenant.id, links=trace_links)  # cheap; the state lives here
-        runs = len(mapped.ops) + len(mapped.packed)
+        runs = mapped.runs
         try:
             if runs:
-                record = records.encode(tenant.id, mapped.ops, [], packed=mapped.packed)
+                record = records.encode(tenant.id, mapped.ops, [], packed=mapped.packed, fresh=mapped.fresh)
                 await pipeline.submit_record(record, runs, source="otlp")
         except BaseException:
             trace_links.restore(mapped.released)

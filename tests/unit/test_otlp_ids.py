@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from ingest import records
+from ingest import fresh, records
+from ingest.fresh import FreshBlock
 from ingest.otlp import Encoding, TraceLinks, link, map_request, parse
 from ingest.otlp.ids import span_uuid, trace_uuid
 from ingest.otlp.worker import decode_spans
@@ -126,16 +127,21 @@ def test_the_worker_path_spools_the_same_ops_as_mapping_in_one_place() -> None:
         [span(trace, mid, "mid", parent=root), span(trace, root, "root"), span(other, late, "late")],
     ]
     in_place, worker = TraceLinks(), TraceLinks()
-    packed = 0
+    ahead = 0
     for spans in requests:
         body = request(spans)
-        expected = map_request(parse(body, Encoding.JSON), tenant_id=TENANT, links=in_place)
+        expected = {
+            (op.kind, op.run_id): op.fields
+            for op in map_request(parse(body, Encoding.JSON), tenant_id=TENANT, links=in_place).ops
+        }
         mapped = link(decode_spans(body, "identity", Encoding.JSON, None, 1 << 20), tenant_id=TENANT, links=worker)
-        packed += len(mapped.packed)
-        record = records.decode(records.encode(TENANT, mapped.ops, [], packed=mapped.packed))
+        record = records.decode(records.encode(TENANT, mapped.ops, [], packed=mapped.packed, fresh=mapped.fresh))
         assert (record.tenant_id, record.feedback) == (TENANT, [])
-        ops = [records.unpack_op(op) for op in record.ops]
-        assert sorted(((op.kind, op.run_id, op.fields) for op in ops), key=str) == sorted(
-            ((op.kind, op.run_id, op.fields) for op in expected.ops), key=str
-        )
-    assert packed == 3, "roots and spans whose parent is in the request come encoded from the worker"
+        spooled = {(op.kind, op.run_id): op.fields for op in map(records.unpack_op, record.ops)}
+        rows = FreshBlock.of(0, record.fresh) if record.fresh else None
+        for row, run_id in enumerate(rows.ids if rows else []):  # the rows themselves: tests/unit/test_fresh.py
+            assert rows is not None and rows.dotted(row) == expected[("post", run_id)]["dotted_order"]
+            spooled[("post", run_id)] = expected[("post", run_id)]
+        assert spooled == expected
+        ahead += len(mapped.packed) + fresh.size(record.fresh)
+    assert ahead == 3, "roots and spans whose parent is in the request come encoded (or as rows) from the worker"
