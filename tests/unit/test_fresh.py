@@ -4,8 +4,11 @@ would have merged and derived, and every way the presumption fails falls back to
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import pytest
 
 from ingest import decode, records
 from ingest.derive import segment
@@ -94,86 +97,79 @@ def trace(root_id: str) -> list[RunOp]:
     return [root, llm, failed, running]
 
 
-def test_rows_built_in_the_worker_are_the_rows_the_batcher_builds(storage: Storage) -> None:
+@pytest.fixture
+def flusher(storage: Storage) -> Iterator[Flusher]:
+    opened = Flusher(storage, FlushOptions())
+    yield opened
+    opened.close()
+
+
+def test_rows_built_in_the_worker_are_the_rows_the_batcher_builds(storage: Storage, flusher: Flusher) -> None:
     presumed, merged = uuid.uuid4(), uuid.uuid4()
-    flusher = Flusher(storage, FlushOptions())
-    try:
-        root_id = str(uuid.uuid4())
-        ops = trace(root_id)
-        record = request(presumed, *ops)
-        assert records.decode(record).ops == [], "every post of the trace is presumed new"
-        flusher([record])
-        flusher([request(merged, *ops, presume=False)])
-        by_worker, by_batcher = stored(storage, presumed), stored(storage, merged)
-        assert len(by_worker) == 4
-        assert {k: v[1:] for k, v in by_worker.items()} == {k: v[1:] for k, v in by_batcher.items()}, "but project"
-        llm = by_worker[ops[1].run_id]
-        assert (llm[27], llm[28], llm[29], llm[30]) == (10, 20, 30, 0.5), "usage from extra.metadata wins"
-        assert llm[12] is not None, "first token time from the events"
-        assert by_worker[root_id][25] == "t-1"
-    finally:
-        flusher.close()
+    root_id = str(uuid.uuid4())
+    ops = trace(root_id)
+    record = request(presumed, *ops)
+    assert records.decode(record).ops == [], "every post of the trace is presumed new"
+    flusher([record])
+    flusher([request(merged, *ops, presume=False)])
+    by_worker, by_batcher = stored(storage, presumed), stored(storage, merged)
+    assert len(by_worker) == 4
+    assert {k: v[1:] for k, v in by_worker.items()} == {k: v[1:] for k, v in by_batcher.items()}, "but project"
+    llm = by_worker[ops[1].run_id]
+    assert (llm[27], llm[28], llm[29], llm[30]) == (10, 20, 30, 0.5), "usage from extra.metadata wins"
+    assert llm[12] is not None, "first token time from the events"
+    assert by_worker[root_id][25] == "t-1"
 
 
-def test_a_patch_in_the_same_batch_or_a_later_one_merges_onto_a_presumed_post(storage: Storage) -> None:
+def test_a_patch_in_the_same_batch_or_a_later_one_merges_onto_a_presumed_post(
+    storage: Storage, flusher: Flusher
+) -> None:
     tenant = uuid.uuid4()
-    flusher = Flusher(storage, FlushOptions())
-    try:
-        same, later = str(uuid.uuid4()), str(uuid.uuid4())
-        end = (T0 + timedelta(seconds=5)).isoformat()
-        flusher(
-            [
-                request(tenant, post(same, inputs={"q": 1}), post(later, inputs={"q": 2}, offset=1)),
-                request(tenant, patch(same, end_time=end, outputs={"a": 1})),
-            ]
-        )
-        assert flusher.cache.get((str(tenant), later)) is not None, "an open run is cached for its patch"
-        flusher([request(tenant, patch(later, end_time=end, outputs={"a": 2}))])
-        rows = stored(storage, tenant)
-        for run_id, value in ((same, 1), (later, 2)):
-            assert rows[run_id][9] == "success"
-            assert (rows[run_id][14], rows[run_id][15]) == (f'{{"q":{value}}}', f'{{"a":{value}}}')
-    finally:
-        flusher.close()
+    same, later = str(uuid.uuid4()), str(uuid.uuid4())
+    end = (T0 + timedelta(seconds=5)).isoformat()
+    flusher(
+        [
+            request(tenant, post(same, inputs={"q": 1}), post(later, inputs={"q": 2}, offset=1)),
+            request(tenant, patch(same, end_time=end, outputs={"a": 1})),
+        ]
+    )
+    assert flusher.cache.get((str(tenant), later)) is not None, "an open run is cached for its patch"
+    flusher([request(tenant, patch(later, end_time=end, outputs={"a": 2}))])
+    rows = stored(storage, tenant)
+    for run_id, value in ((same, 1), (later, 2)):
+        assert rows[run_id][9] == "success"
+        assert (rows[run_id][14], rows[run_id][15]) == (f'{{"q":{value}}}', f'{{"a":{value}}}')
 
 
-def test_a_post_sent_twice_or_after_its_patch_is_merged(storage: Storage) -> None:
+def test_a_post_sent_twice_or_after_its_patch_is_merged(storage: Storage, flusher: Flusher) -> None:
     tenant = uuid.uuid4()
-    flusher = Flusher(storage, FlushOptions())
-    try:
-        twice, patched_first = str(uuid.uuid4()), str(uuid.uuid4())
-        end = (T0 + timedelta(seconds=5)).isoformat()
-        flusher([request(tenant, patch(patched_first, end_time=end, outputs={"a": 1}))])
-        assert stored(storage, tenant) == {}, "a patch alone is parked"
-        flusher(
-            [
-                request(tenant, post(twice, inputs={"q": 1})),
-                request(tenant, post(twice, inputs={"q": 2}, end_time=end), post(patched_first, inputs={"q": 3})),
-            ]
-        )
-        rows = stored(storage, tenant)
-        assert rows[twice][14] == '{"q":1}', "a post fills only what is missing"
-        assert rows[twice][9] == "success"
-        assert (rows[patched_first][14], rows[patched_first][15]) == ('{"q":3}', '{"a":1}')
-        flusher([request(tenant, post(twice, inputs={"q": 4}))])  # stored in an earlier batch: found by lookup
-        assert stored(storage, tenant)[twice][14] == '{"q":1}'
-    finally:
-        flusher.close()
+    twice, patched_first = str(uuid.uuid4()), str(uuid.uuid4())
+    end = (T0 + timedelta(seconds=5)).isoformat()
+    flusher([request(tenant, patch(patched_first, end_time=end, outputs={"a": 1}))])
+    assert stored(storage, tenant) == {}, "a patch alone is parked"
+    flusher(
+        [
+            request(tenant, post(twice, inputs={"q": 1})),
+            request(tenant, post(twice, inputs={"q": 2}, end_time=end), post(patched_first, inputs={"q": 3})),
+        ]
+    )
+    rows = stored(storage, tenant)
+    assert rows[twice][14] == '{"q":1}', "a post fills only what is missing"
+    assert rows[twice][9] == "success"
+    assert (rows[patched_first][14], rows[patched_first][15]) == ('{"q":3}', '{"a":1}')
+    flusher([request(tenant, post(twice, inputs={"q": 4}))])  # stored in an earlier batch: found by lookup
+    assert stored(storage, tenant)[twice][14] == '{"q":1}'
 
 
-def test_a_child_whose_dotted_order_its_parent_contradicts_is_derived_again(storage: Storage) -> None:
+def test_a_child_whose_dotted_order_its_parent_contradicts_is_derived_again(storage: Storage, flusher: Flusher) -> None:
     tenant = uuid.uuid4()
-    flusher = Flusher(storage, FlushOptions())
-    try:
-        parent = post(str(uuid.uuid4()))
-        claimed = {**parent.fields, "dotted_order": segment(T0 - timedelta(days=1), parent.run_id)}
-        child = post(str(uuid.uuid4()), claimed, offset=1)
-        flusher([request(tenant, parent, child)])
-        rows = stored(storage, tenant)
-        expected = f"{parent.fields['dotted_order']}.{segment(T0 + timedelta(seconds=1), child.run_id)}"
-        assert rows[child.run_id][5] == expected
-    finally:
-        flusher.close()
+    parent = post(str(uuid.uuid4()))
+    claimed = {**parent.fields, "dotted_order": segment(T0 - timedelta(days=1), parent.run_id)}
+    child = post(str(uuid.uuid4()), claimed, offset=1)
+    flusher([request(tenant, parent, child)])
+    rows = stored(storage, tenant)
+    expected = f"{parent.fields['dotted_order']}.{segment(T0 + timedelta(seconds=1), child.run_id)}"
+    assert rows[child.run_id][5] == expected
 
 
 def test_a_payload_above_the_offload_size_goes_to_the_blob_store(storage: Storage) -> None:
