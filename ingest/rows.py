@@ -22,7 +22,8 @@ from storage.runs import RUN_COLUMNS
 OFFLOADED = ("inputs", "outputs", "events", "extra")  # payloads that move to the blob store when large
 JSON_DEFAULTS = {"inputs": b"{}", "extra": b"{}", "events": b"[]"}
 TEXT_COLUMNS = tuple(RUN_COLUMNS.index(name) for name in OFFLOADED)
-_EMPTY_TEXTS = frozenset(text.decode() for text in JSON_DEFAULTS.values())
+# Payload texts that stand for "absent", as read back from ClickHouse (str) and as built here (bytes).
+_EMPTY_TEXTS = frozenset([*JSON_DEFAULTS.values(), *(text.decode() for text in JSON_DEFAULTS.values())])
 
 Upload = tuple[str, bytes, str, bool]
 _NO_TEXTS: Mapping[str, bytes] = MappingProxyType({})  # blob key, data, content type, compress

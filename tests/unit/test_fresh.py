@@ -159,6 +159,10 @@ def test_a_post_sent_twice_or_after_its_patch_is_merged(storage: Storage, flushe
     assert (rows[patched_first][14], rows[patched_first][15]) == ('{"q":3}', '{"a":1}')
     flusher([request(tenant, post(twice, inputs={"q": 4}))])  # stored in an earlier batch: found by lookup
     assert stored(storage, tenant)[twice][14] == '{"q":1}'
+    bare = str(uuid.uuid4())
+    flusher([request(tenant, post(bare))])  # open: cached as presumed new
+    flusher([request(tenant, post(bare, inputs={"q": 5}))])
+    assert stored(storage, tenant)[bare][14] == '{"q":5}', "what the first post lacked, a second one fills"
 
 
 def test_a_child_whose_dotted_order_its_parent_contradicts_is_derived_again(storage: Storage, flusher: Flusher) -> None:
