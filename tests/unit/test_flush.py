@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgpack
 import pytest
 
 from ingest import derive, records
@@ -169,3 +170,16 @@ def test_a_batch_staged_while_the_one_before_is_unwritten_merges_onto_it(storage
         assert RunStore(storage.clickhouse).pending(tenant, [run_id]) == {}
     finally:
         flusher.close()
+
+
+def test_a_record_spooled_before_ops_were_packed_singly_still_stores(storage: Storage) -> None:
+    """A spool written by the previous version is replayed after an upgrade: three elements, ops inline."""
+    tenant, run_id = uuid.uuid4(), str(uuid.uuid4())
+    fields = {"id": run_id, "name": "old", "run_type": "tool", "start_time": START, "session_name": "upgrade"}
+    old = msgpack.packb([str(tenant), [["post", run_id, fields, {}]], []])
+    flusher = Flusher(storage, FlushOptions())
+    try:
+        flusher([old])
+    finally:
+        flusher.close()
+    assert stored(storage, tenant, "toString(id), name") == [(run_id, "old")]
