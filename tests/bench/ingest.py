@@ -1,7 +1,9 @@
 """Ingest benchmark: SDK-shaped zstd multipart bodies (100 runs/request, ~1.5 KB payload per run) from
 concurrent clients against a real server process; prints runs/s end to end (acked, and stored in ClickHouse: until
-the server's metrics report an empty spool; also with the time to stop the server), the batcher's batches,
-ack latency p50/p99 at full and at half load, and the raw ClickHouse insert rate of the same rows in the same run.
+the server's metrics report an empty spool; also with the time to stop the server), the server's CPU per run by
+part (decode workers, server Python threads, ClickHouse threads: steadier than rates on a shared machine), the
+batcher's batches, ack latency p50/p99 at full and at half load, and the raw ClickHouse insert rate of the same
+rows in the same run.
 
     .venv/bin/python -m tests.bench.ingest [--requests 400] [--clients 4]
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import random
 import re
 import resource
@@ -171,6 +174,31 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _ticks(stat_path: Path) -> int:
+    """utime + stime of a /proc stat file, in clock ticks (the fields after the parenthesised name)."""
+    fields = stat_path.read_text().rpartition(")")[2].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def cpu_parts(pid: int) -> dict[str, float]:
+    """CPU seconds a running server has used so far, by part (Linux /proc): its decode workers (its child
+    processes); its Python threads (Python leaves OS threads named after the process); and the rest of the
+    process, ClickHouse's own threads, exited ones included (through the process's total)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    proc = Path(f"/proc/{pid}")
+    name = (proc / "comm").read_text()
+    python = children = 0
+    for task in proc.glob("task/*"):
+        try:
+            if (task / "comm").read_text() == name:
+                python += _ticks(task / "stat")
+            children += sum(_ticks(Path(f"/proc/{child}/stat")) for child in (task / "children").read_text().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # a thread or child that ended meanwhile
+    total = _ticks(proc / "stat")
+    return {"decode workers": children / tick, "server Python": python / tick, "ClickHouse": (total - python) / tick}
+
+
 def idle_server_cpu(data_dir: Path) -> float:
     """CPU seconds of starting and stopping a server that does nothing, to subtract from a loaded one's."""
     before = children_cpu()
@@ -216,9 +244,12 @@ def main() -> None:
         server = Server(data_dir, env={"TRACEHOUSE_LOG_LEVEL": "warning"})
         cpu_before = children_cpu()
         server.start()
+        assert server.proc is not None
+        parts_before = cpu_parts(server.proc.pid)
         # Full load: every client sends as fast as it is acknowledged.
         load_time, latencies = run_load(server.url, [b for b, _ in bodies], args.clients)
         stored_after = until_stored(server.url)
+        parts = {k: v - parts_before[k] for k, v in cpu_parts(server.proc.pid).items()}
         batches, flushing = flush_totals(server.url)
         t0 = time.perf_counter()
         assert server.stop() == 0
@@ -232,6 +263,11 @@ def main() -> None:
             f"{runs / (load_time + stored_after + stop_time):,.0f} runs/s; "
             f"server CPU {cpu / runs * 1e6:.0f} µs per run (all its threads and processes, start-up excluded: "
             "steadier than rates on a shared machine)"
+        )
+        print(
+            "of which, from the start of the load until stored: "
+            + ", ".join(f"{part} {seconds / runs * 1e6:.0f} µs" for part, seconds in parts.items())
+            + " per run"
         )
         print(
             f"batcher: {batches} batches, {flushing:.1f}s from staging to written, summed over batches that overlap "
