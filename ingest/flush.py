@@ -420,7 +420,7 @@ class Flusher:
             if run.ended:
                 self.cache.drop((write.tenant, run_id))
             else:
-                self.cache.put((write.tenant, run_id), run)
+                self.cache.put((write.tenant, run_id), run.detached())
 
     def _unstage(self, write: RunWrite) -> None:
         """Drop these states from the staged ones, unless a later batch staged a newer state of the run."""

@@ -84,7 +84,7 @@ class FreshRun:
     from the row only when something reads it (a patch, a child that needs its parent), as it would be read
     back from storage."""
 
-    columns: list[list[Any]]  # its block's COLUMNS (not copied: most runs are never read)
+    columns: list[list[Any]]  # its block's COLUMNS (not copied while staged: most runs are never read)
     row: int
     session: str
     ttl_days: int
@@ -92,6 +92,11 @@ class FreshRun:
     @property
     def ended(self) -> bool:
         return self.columns[_AT["end_time"]][self.row] is not None
+
+    def detached(self) -> FreshRun:
+        """The run with its own row only, to be cached: a cached run must not keep its whole block in memory
+        (a long-running parent among finished children would hold 100 rows per cached run)."""
+        return FreshRun([[column[self.row]] for column in self.columns], 0, self.session, self.ttl_days)
 
     def state(self, blobs: BlobStore) -> dict[str, Any]:
         row = _values(self.columns, self.row)

@@ -13,6 +13,7 @@ import pytest
 from ingest import decode, records
 from ingest.derive import segment
 from ingest.flush import Flusher, FlushOptions
+from ingest.fresh import FreshRun
 from ingest.workers import spool_record
 from schemas.runs import RunOp
 from storage import Storage
@@ -133,7 +134,9 @@ def test_a_patch_in_the_same_batch_or_a_later_one_merges_onto_a_presumed_post(
             request(tenant, patch(same, end_time=end, outputs={"a": 1})),
         ]
     )
-    assert flusher.cache.get((str(tenant), later)) is not None, "an open run is cached for its patch"
+    cached = flusher.cache.get((str(tenant), later))
+    assert isinstance(cached, FreshRun), "an open run is cached for its patch"
+    assert [len(column) for column in cached.columns] == [1] * len(cached.columns), "its row alone, not its block"
     flusher([request(tenant, patch(later, end_time=end, outputs={"a": 2}))])
     rows = stored(storage, tenant)
     for run_id, value in ((same, 1), (later, 2)):
