@@ -141,7 +141,7 @@ class Flusher:
         for seq, data in enumerate(batch):
             record = records.decode(data)
             part = incoming.get(record.tenant_id) or incoming.setdefault(record.tenant_id, _Incoming([], []))
-            part.ops.extend((seq, records.unpack_op(op)) for op in record.ops)
+            part.ops.extend((seq, op) for op in record.ops)
             if record.fresh:
                 part.blocks.append(FreshBlock.of(seq, record.fresh))
             feedback_by_tenant[record.tenant_id].extend(record.feedback)

@@ -20,7 +20,7 @@ from schemas.runs import RunOp
 @dataclass(slots=True)
 class Record:
     tenant_id: uuid.UUID
-    ops: list[bytes]  # each packed by `pack_op`
+    ops: list[RunOp]
     feedback: list[dict[str, Any]]
     fresh: dict[str, Any] | None  # presumed-new rows (`ingest.fresh.split`)
 
@@ -34,11 +34,17 @@ def encode(
     fresh: dict[str, Any] | None = None,
 ) -> bytes:
     """The record; `packed` are ops already encoded by `pack_op` (in a decode worker), stored before `ops`."""
-    return msgpack.packb(
-        [str(tenant_id), [*packed, *map(pack_op, ops)], feedback, fresh],
-        unicode_errors="surrogatepass",
-        default=str,
-        use_bin_type=True,
+    packer = msgpack.Packer(unicode_errors="surrogatepass", default=str)
+    return b"".join(
+        [
+            packer.pack_array_header(4),
+            packer.pack(str(tenant_id)),
+            packer.pack_array_header(len(packed) + len(ops)),
+            *packed,
+            *(packer.pack(_op(op)) for op in ops),
+            packer.pack(feedback),
+            packer.pack(fresh),
+        ]
     )
 
 
@@ -50,15 +56,12 @@ def _op(op: RunOp) -> list[Any]:
     return [op.kind, op.run_id, op.fields, {k: [m, d] for k, (m, d) in op.attachments.items()}]
 
 
-def unpack_op(packed: bytes) -> RunOp:
-    kind, run_id, fields, att = msgpack.unpackb(packed, unicode_errors="surrogatepass", strict_map_key=False)
-    return RunOp(kind, run_id, fields, {k: (m, d) for k, (m, d) in att.items()})
-
-
 def decode(record: bytes) -> Record:
-    """Records spooled before ops were packed singly have three elements, their ops inline: those are packed
-    again here (only a spool replayed across that upgrade has them)."""
+    """Records spooled before presumed-new rows existed have three elements: the same without `fresh`."""
     tenant, ops, feedback, *fresh = msgpack.unpackb(record, unicode_errors="surrogatepass", strict_map_key=False)
-    if not fresh:
-        ops = [msgpack.packb(op, unicode_errors="surrogatepass") for op in ops]
-    return Record(uuid.UUID(tenant), ops, feedback, fresh[0] if fresh else None)
+    return Record(
+        uuid.UUID(tenant),
+        [RunOp(kind, run_id, fields, {k: (m, d) for k, (m, d) in att.items()}) for kind, run_id, fields, att in ops],
+        feedback,
+        fresh[0] if fresh else None,
+    )

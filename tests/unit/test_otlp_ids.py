@@ -137,7 +137,7 @@ def test_the_worker_path_spools_the_same_ops_as_mapping_in_one_place() -> None:
         mapped = link(decode_spans(body, "identity", Encoding.JSON, None, 1 << 20), tenant_id=TENANT, links=worker)
         record = records.decode(records.encode(TENANT, mapped.ops, [], packed=mapped.packed, fresh=mapped.fresh))
         assert (record.tenant_id, record.feedback) == (TENANT, [])
-        spooled = {(op.kind, op.run_id): op.fields for op in map(records.unpack_op, record.ops)}
+        spooled = {(op.kind, op.run_id): op.fields for op in record.ops}
         rows = FreshBlock.of(0, record.fresh) if record.fresh else None
         for row, run_id in enumerate(rows.ids if rows else []):  # the rows themselves: tests/unit/test_fresh.py
             assert rows is not None and rows.dotted(row) == expected[("post", run_id)]["dotted_order"]
