@@ -55,7 +55,8 @@ def split(ops: list[RunOp]) -> tuple[list[RunOp], dict[str, Any] | None]:
         ):
             rest.append(op)
             continue
-        state = {merge.HAS_POST: True, merge.REFS: {}, merge.ATTACHMENTS: {}, **fields, "_session": ""}  # merge.apply
+        state = merge.apply(None, op)
+        state["_session"] = ""
         start = datetime.fromisoformat(state["start_time"])
         _, _, ancestors = derive.ancestry(state, None, start)
         rows.append(run_row("", state, start, ancestors, "", [], 0, 0, None, op.texts))

@@ -32,6 +32,12 @@ REFS = "_refs"  # payload name -> blob key of the stored copy, while the payload
 
 def apply(state: dict[str, Any] | None, op: RunOp) -> dict[str, Any]:
     """A new state: `state` (or nothing) with `op` applied. The input state is not modified."""
+    if not state and op.kind == "post":  # a run's first op: its fields as they are, what the loop below gives
+        first: dict[str, Any] = {REFS: {}, **op.fields, HAS_POST: True}
+        first[ATTACHMENTS] = dict(op.fields.get(ATTACHMENTS) or {})
+        if op.attachments:
+            first[NEW_ATTACHMENTS] = dict(op.attachments)
+        return first
     new: dict[str, Any] = dict(state) if state else {HAS_POST: False, REFS: {}, ATTACHMENTS: {}}
     new[REFS] = dict(new.get(REFS) or {})
     is_post = op.kind == "post"
