@@ -2,7 +2,8 @@
 as 20 traces of a chain and 4 GenAI llm spans with ~1.5 KB of prompt/completion) from concurrent clients
 against a real server process. Prints spans/s acknowledged and end to end (acked and flushed to ClickHouse,
 counted back), ack latency p50/p99, and two baselines from the same run: decode+map alone in this process
-(the OTLP layer's CPU cost) and the native LangSmith multipart path with the same number of runs.
+(the OTLP layer's CPU cost) and the native LangSmith multipart path with the same number of runs; and the
+server's CPU per span by part (decode workers, server Python, ClickHouse).
 
     .venv/bin/python -m tests.bench.otlp [--requests 400] [--clients 4] [--no-gzip]
 """
@@ -24,7 +25,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from ingest.otlp import Encoding, TraceLinks, map_request, parse
 from storage import Storage
-from tests.bench.ingest import BOUNDARY, _text, pct, run_load, sdk_body, until_stored
+from tests.bench.ingest import BOUNDARY, _text, cpu_parts, pct, run_load, sdk_body, until_stored
 from tests.support import Server
 
 PROJECT = "otlp-bench"
@@ -96,17 +97,24 @@ def stored_runs(data_dir: Path) -> int:
 
 def serve_and_load(
     path: str, bodies: list[bytes], headers: dict[str, str], clients: int
-) -> tuple[float, list[float], float, float, int]:
-    """(ack time, latencies, seconds from the last ack until all is stored, seconds to stop, rows stored) on a
-    fresh server."""
+) -> tuple[float, list[float], float, float, int, dict[str, float]]:
+    """(ack time, latencies, seconds from the last ack until all is stored, seconds to stop, rows stored, CPU
+    seconds by part of the server from the start of the load until stored) on a fresh server."""
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "data"
         server = Server(data_dir).start()
+        assert server.proc is not None
+        before = cpu_parts(server.proc.pid)
         load_time, latencies = run_load(server.url, bodies, clients, path=path, headers=headers)
         stored_after = until_stored(server.url)
+        cpu = {part: seconds - before[part] for part, seconds in cpu_parts(server.proc.pid).items()}
         t0 = time.perf_counter()
         assert server.stop() == 0
-        return load_time, latencies, stored_after, time.perf_counter() - t0, stored_runs(data_dir)
+        return load_time, latencies, stored_after, time.perf_counter() - t0, stored_runs(data_dir), cpu
+
+
+def per_item(cpu: dict[str, float], items: int) -> str:
+    return ", ".join(f"{part} {seconds / items * 1e6:.0f} µs" for part, seconds in cpu.items())
 
 
 def main() -> None:
@@ -134,21 +142,23 @@ def main() -> None:
     headers = {"Content-Type": "application/x-protobuf", "Langsmith-Project": PROJECT}
     if not args.no_gzip:
         headers["Content-Encoding"] = "gzip"
-    load, latencies, after, stop, stored = serve_and_load("/otel/v1/traces", bodies, headers, args.clients)
+    load, latencies, after, stop, stored, cpu = serve_and_load("/otel/v1/traces", bodies, headers, args.clients)
     print(
         f"OTLP: {spans / load:,.0f} spans/s acknowledged, ack p50 {pct(latencies, 50):.1f} ms "
         f"p99 {pct(latencies, 99):.1f} ms; end to end (acked and stored, {after:.1f}s after the last ack): "
         f"{spans / (load + after):,.0f} spans/s, incl. stopping the server ({stop:.1f}s): "
-        f"{spans / (load + after + stop):,.0f} spans/s; stored {stored:,} of {spans:,}"
+        f"{spans / (load + after + stop):,.0f} spans/s; stored {stored:,} of {spans:,}; server CPU per span: "
+        + per_item(cpu, spans)
     )
 
     multipart = [sdk_body()[0] for _ in range(args.requests)]
     mp_headers = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}", "Content-Encoding": "zstd"}
-    load, latencies, after, _stop, stored = serve_and_load("/runs/multipart", multipart, mp_headers, args.clients)
+    load, latencies, after, _stop, stored, cpu = serve_and_load("/runs/multipart", multipart, mp_headers, args.clients)
     print(
         f"baseline, LangSmith multipart (zstd, 100 runs/request): {spans / load:,.0f} runs/s acknowledged, ack p50 "
         f"{pct(latencies, 50):.1f} ms p99 {pct(latencies, 99):.1f} ms; end to end (acked and stored) "
-        f"{spans / (load + after):,.0f} runs/s; stored {stored:,} of {spans:,}"
+        f"{spans / (load + after):,.0f} runs/s; stored {stored:,} of {spans:,}; server CPU per run: "
+        + per_item(cpu, spans)
     )
 
 
