@@ -61,7 +61,7 @@ class QueryService:
         self.storage.retention.start()  # re-queues trace upgrades a restart interrupted
 
     def stop(self) -> None:
-        pass
+        self.runs.background.shutdown(cancel_futures=True)
 
     def health(self) -> dict[str, Any]:
         """Ready when ClickHouse answers: a query replica without storage can serve nothing. The blob store is

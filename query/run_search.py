@@ -7,6 +7,7 @@ Scope comes first so that ClickHouse reads as little as possible: project ids, a
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -222,7 +223,10 @@ class RunSearch:
         high = max(loc.start_time for loc in found)
         return f"session_id IN {sessions} AND start_time BETWEEN {params.add(low, _TIME)} AND {params.add(high, _TIME)}"
 
-    def page(self, tenant_id: uuid.UUID, q: RunQuery) -> Page:
+    def page(
+        self, tenant_id: uuid.UUID, q: RunQuery, on_candidates: Callable[[list[uuid.UUID]], None] | None = None
+    ) -> Page:
+        """`on_candidates`: see `RunReader.newest`."""
         cursor = Cursor.decode(q.cursor, q.order) if q.cursor else None
         built = self.where(tenant_id, q)
         if built is None:
@@ -241,6 +245,7 @@ class RunSearch:
             descending=(q.order == "desc") != backwards,
             limit=q.limit + 1,
             shared=q.versions_alike,
+            on_candidates=on_candidates,
         )
         more = len(rows) > q.limit
         rows = rows[: q.limit]

@@ -6,7 +6,7 @@ import uuid
 
 from fastapi import APIRouter, Response
 
-from query.run_reads import OPTIONAL_JSON_BODY, CurrentTenant, JsonBody, RunReads, json_response
+from query.run_reads import OPTIONAL_JSON_BODY, CurrentTenant, FeedbackPrefetch, JsonBody, RunReads, json_response
 from query.run_search import RunQuery
 from query.signing import attachment_path
 from schemas import ApiError, jsonutil
@@ -24,9 +24,12 @@ def router(reads: RunReads) -> APIRouter:
     )
     def query_runs(tenant: CurrentTenant, body: JsonBody = None) -> Response:
         q = RunQuery.parse_body(body if body is not None else {})
-        page = reads.search.page(tenant.id, q)
         with_feedback = q.select is None or "feedback_stats" in q.select
-        runs = reads.to_json(tenant.id, page.rows, payloads=q.payloads, with_feedback=with_feedback)
+        prefetch = FeedbackPrefetch(reads, tenant.id) if with_feedback else None
+        page = reads.search.page(tenant.id, q, on_candidates=prefetch.start if prefetch is not None else None)
+        runs = reads.to_json(
+            tenant.id, page.rows, payloads=q.payloads, with_feedback=with_feedback, prefetched=prefetch
+        )
         return json_response({"runs": runs, "cursors": {"next": page.next, "prev": page.prev}})
 
     @api.get("/runs/{run_id}", summary="One run with payloads, children, feedback stats and attachment URLs")
