@@ -32,6 +32,11 @@ SEARCH_SQL = (
     "arrayStringConcat(mapValues(inputs_kv), ' '), ' ', arrayStringConcat(mapValues(outputs_kv), ' ')))"
 )
 
+# The expression the metadata index of migration 0080 is built on: each value, and each entry as `key=value`.
+METADATA_ENTRIES_SQL = (
+    "arrayConcat(mapValues(metadata), arrayMap((k, v) -> concat(k, '=', v), mapKeys(metadata), mapValues(metadata)))"
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Field:
@@ -205,7 +210,8 @@ class _Compiler:
         for key, value in wanted.items():
             k = self.params.add(str(key), "String")
             v = self.params.add(_kv_text(value), "String")
-            parts.append(f"has(mapKeys(metadata), {k}) AND has(mapValues(metadata), {v}) AND metadata[{k}] = {v}")
+            entry = self.params.add(f"{key}={_kv_text(value)}", "String")
+            parts.append(f"has({METADATA_ENTRIES_SQL}, {entry}) AND metadata[{k}] = {v}")
         return "(" + " AND ".join(parts) + ")"
 
     def search(self, node: Search) -> str:
@@ -242,16 +248,27 @@ class _Compiler:
     def _some_entry(self, family: str, conditions: list[Compare]) -> str:
         if family == "feedback":
             return f"id IN ({self._feedback_runs(conditions)})"
-        hints: list[str] = []
         preds: list[str] = []
+        equal: dict[str, list[Compare]] = {"key": [], "value": []}
         for c in conditions:
             role = _PAIRS[c.field][1]
-            pred, value = self._entry_condition(c, "k" if role == "key" else "v", kv=True)
-            preds.append(pred)
-            if family == "metadata" and c.op == "eq":  # lets the bloom filter indexes skip granules
-                hints.append(f"has({'mapKeys' if role == 'key' else 'mapValues'}(metadata), {value})")
+            preds.append(self._entry_condition(c, "k" if role == "key" else "v", kv=True)[0])
+            if c.op == "eq" and role in equal:
+                equal[role].append(c)
+        hints = self._metadata_hints(equal["key"], equal["value"]) if family == "metadata" else []
         exists = f"arrayExists((k, v) -> {' AND '.join(preds)}, mapKeys({family}), mapValues({family}))"
         return "(" + " AND ".join([*hints, exists]) + ")"
+
+    def _metadata_hints(self, keys: list[Compare], values: list[Compare]) -> list[str]:
+        """Conditions that let the metadata indexes skip granules (the entry's own condition decides): an entry
+        named by key and value is looked up as `key=value` in the entries index, a value alone as itself, a key
+        alone in the bloom filter of keys."""
+        if len(keys) == 1 and len(values) == 1:
+            entry = f"{_kv_text(keys[0].value.value)}={_kv_text(values[0].value.value)}"
+            return [f"has({METADATA_ENTRIES_SQL}, {self.params.add(entry, 'String')})"]
+        hints = [f"has(mapKeys(metadata), {self.params.add(_kv_text(c.value.value), 'String')})" for c in keys]
+        hints += [f"has({METADATA_ENTRIES_SQL}, {self.params.add(_kv_text(c.value.value), 'String')})" for c in values]
+        return hints
 
     def _feedback_runs(self, conditions: list[Compare]) -> str:
         preds = []

@@ -1,12 +1,13 @@
-"""The `runs` storage layout: fresh stores get small granules and compression blocks, and a data directory created
-with the earlier layout (2,048-row granules, which cannot be ALTERed) still starts, gets the block sizes, and gets
-the runs it holds into `runs_by_start`."""
+"""The `runs` storage layout: fresh stores get small granules and compression blocks and the text indexes the
+filter compiler queries, and a data directory created with the earlier layout (2,048-row granules, which cannot be
+ALTERed) still starts, gets the block sizes, and gets the runs it holds into `runs_by_start`."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+from query.filter.compiler import METADATA_ENTRIES_SQL, SEARCH_SQL
 from storage import Storage, migrations
 
 TENANT, RUN = "00000000-0000-0000-0000-0000000000e1", "00000000-0000-0000-0000-0000000000e2"
@@ -26,6 +27,14 @@ def test_fresh_store_layout(tmp_path: Path) -> None:
     storage = _open(tmp_path)
     try:
         assert _runs_settings(storage) == f"index_granularity = 256, {BLOCKS}"
+        indexes = storage.clickhouse.client().query(
+            "SELECT name, expr FROM system.data_skipping_indices WHERE database = currentDatabase() AND table = 'runs'"
+        )
+        expressions = dict(indexes.result_rows)
+        # The filter compiler must query the text indexes with their expressions verbatim, or they are not used.
+        assert expressions["idx_search"] == SEARCH_SQL
+        assert expressions["idx_metadata_entries"] == METADATA_ENTRIES_SQL
+        assert "idx_metadata_values" not in expressions
     finally:
         storage.close()
 

@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from query.filter import FilterError, Params, compile_filter, parse, search_tokens
+from query.filter.compiler import METADATA_ENTRIES_SQL
 
 
 def compiled(text: str) -> tuple[str, dict[str, object]]:
@@ -66,9 +67,21 @@ def test_latency_units() -> None:
         assert list(values.values()) == [seconds]
 
 
-def test_metadata_pair_uses_the_bloom_filter_indexes() -> None:
-    sql, _ = compiled('and(eq(metadata_key, "k"), eq(metadata_value, "v"))')
-    assert "has(mapKeys(metadata)" in sql and "has(mapValues(metadata)" in sql and "arrayExists" in sql
+def test_metadata_conditions_use_the_indexes_and_check_the_entry() -> None:
+    for text, hints in [
+        ('and(eq(metadata_key, "k"), eq(metadata_value, "v"))', [("METADATA_ENTRIES", "k=v")]),
+        ('and(eq(metadata_key, "k"), eq(metadata_value, 3))', [("METADATA_ENTRIES", "k=3")]),
+        ('eq(metadata_value, "v")', [("METADATA_ENTRIES", "v")]),
+        ('eq(metadata_key, "k")', [("mapKeys(metadata)", "k")]),
+        ("has(metadata, '{\"k\": true}')", [("METADATA_ENTRIES", "k=true")]),
+    ]:
+        sql, values = compiled(text)
+        assert "arrayExists" in sql or "metadata[" in sql, text
+        for expression, value in hints:
+            expression = METADATA_ENTRIES_SQL if expression == "METADATA_ENTRIES" else expression
+            assert any(f"has({expression}, {{{name}:String}})" in sql for name, v in values.items() if v == value), text
+    sql, _ = compiled('and(eq(metadata_key, "k"), like(metadata_value, "v%"))')
+    assert "has(mapKeys(metadata)" in sql and METADATA_ENTRIES_SQL not in sql
 
 
 def test_search_tokens_match_split_by_non_alpha() -> None:
