@@ -184,6 +184,12 @@ class Spool:
 
     # -- reading (the batcher) ---------------------------------------------------------------------------
 
+    @property
+    def end(self) -> Position:
+        """Where the records written so far end."""
+        with self._cond:
+            return self._end
+
     def wait_for_data(self, timeout: float, since: Position | None = None) -> bool:
         """Whether there are records after `since` (default: the checkpoint), waiting up to `timeout` for some."""
         with self._cond:

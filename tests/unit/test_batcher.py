@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -192,3 +193,29 @@ def test_a_failed_write_discards_the_batch_staged_after_it(tmp_path: Path) -> No
         assert flush_one(batcher)
     assert flush.stored == [b"a", b"b"], "in spool order, each once"
     spool.close()
+
+
+def test_a_burst_is_stored_once_records_stop_coming_not_a_busy_interval_later(tmp_path: Path) -> None:
+    storage = Storage()
+    spool = spool_with(tmp_path, b"first")
+    # Every batch counts as busy, so the next one may wait a minute to grow, unless nothing arrives meanwhile.
+    batcher = Batcher(spool, Serial(storage.flush), interval=0.05, busy_interval=60.0, busy_bytes=1)
+    batcher.start()
+    try:
+        wait_until(lambda: storage.stored == [b"first"])
+        asyncio.run(append(spool, b"second"))
+        wait_until(lambda: storage.stored == [b"first", b"second"])
+    finally:
+        batcher.stop()
+        spool.close()
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "not within the deadline"
+        time.sleep(0.01)  # polling interval of a deadline-bounded wait
+
+
+async def append(spool: Spool, record: bytes) -> None:
+    await spool.append(record)
