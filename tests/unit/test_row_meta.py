@@ -21,10 +21,13 @@ PROJECT = uuid.UUID(int=0x9003)
 START = datetime(2026, 11, 3, 12, 0, 0, 123456, tzinfo=UTC)
 
 
-@pytest.fixture(scope="module")
-def storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Storage]:
-    root: Path = tmp_path_factory.mktemp("row_meta")
-    opened = Storage.open(f"chdb://{root}/ch", f"file://{root}/blobs")
+def _open(root: Path) -> Storage:
+    return Storage.open(f"chdb://{root}/ch", f"file://{root}/blobs")
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> Iterator[Storage]:
+    opened = _open(tmp_path)  # one store open at a time: chDB allows one data directory per process
     try:
         yield opened
     finally:
@@ -84,7 +87,7 @@ def _runs() -> list[dict[str, Any]]:
     ]
 
 
-def test_runs_read_through_row_meta_equal_runs_read_through_columns(storage: Storage) -> None:
+def _store(storage: Storage) -> list[dict[str, Any]]:
     runs = _runs()
     rows = []
     for offset, run in enumerate(runs):
@@ -94,6 +97,10 @@ def test_runs_read_through_row_meta_equal_runs_read_through_columns(storage: Sto
             run_row(run["id"], run["trace_id"], run["parent"], start, tenant_id=TENANT, session_id=PROJECT, **values)
         )
     storage.clickhouse.client().insert("runs", rows, column_names=list(RUN_COLUMNS))
+    return runs
+
+
+def _assert_reads_agree(storage: Storage, runs: list[dict[str, Any]]) -> None:
     reader = RunReader(storage.clickhouse)
     where = "session_id = {p:UUID}"
     columns = META_COLUMNS + PAYLOAD_COLUMNS
@@ -104,3 +111,23 @@ def test_runs_read_through_row_meta_equal_runs_read_through_columns(storage: Sto
     assert through == plain
     assert {k: type(v) for k, v in through[1].items()} == {k: type(v) for k, v in plain[1].items()}
     assert through[1]["name"] == runs[1]["name"] and through[1]["prompt_tokens"] == 2**64 - 1
+
+
+def test_runs_read_through_row_meta_equal_runs_read_through_columns(storage: Storage) -> None:
+    _assert_reads_agree(storage, _store(storage))
+
+
+def test_runs_stored_before_the_migration_read_the_same(tmp_path: Path) -> None:
+    storage = _open(tmp_path)
+    try:
+        client = storage.clickhouse.client()
+        client.command("ALTER TABLE runs DROP COLUMN row_meta")
+        client.command("DELETE FROM schema_migrations WHERE version = 70")
+        runs = _store(storage)
+    finally:
+        storage.close()
+    storage = _open(tmp_path)  # applies migration 70 again
+    try:
+        _assert_reads_agree(storage, runs)
+    finally:
+        storage.close()
