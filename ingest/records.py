@@ -16,6 +16,8 @@ import msgpack
 
 from schemas.runs import RunOp
 
+NO_FRESH = msgpack.packb(None)  # a record without presumed-new rows
+
 
 @dataclass(slots=True)
 class Record:
@@ -31,9 +33,10 @@ def encode(
     feedback: list[dict[str, Any]],
     *,
     packed: Sequence[bytes] = (),
-    fresh: dict[str, Any] | None = None,
+    fresh: bytes = NO_FRESH,
 ) -> bytes:
-    """The record; `packed` are ops already encoded by `pack_op` (in a decode worker), stored before `ops`."""
+    """The record; `packed` are ops already encoded by `pack_op` (in a decode worker), stored before `ops`, and
+    `fresh` the presumed-new rows as `pack_fresh` encoded them."""
     packer = msgpack.Packer(unicode_errors="surrogatepass", default=str)
     return b"".join(
         [
@@ -43,13 +46,19 @@ def encode(
             *packed,
             *(packer.pack(_op(op)) for op in ops),
             packer.pack(feedback),
-            packer.pack(fresh),
+            fresh,
         ]
     )
 
 
 def pack_op(op: RunOp) -> bytes:
     return msgpack.packb(_op(op), unicode_errors="surrogatepass", default=str)
+
+
+def pack_fresh(rows: dict[str, Any] | None) -> bytes:
+    """Presumed-new rows (`ingest.fresh.split`) for `encode`, packed where they are built: a decode worker hands
+    bytes back to the server process instead of pickling the rows' ~40 lists there and packing them again."""
+    return msgpack.packb(rows, unicode_errors="surrogatepass", default=str)
 
 
 def _op(op: RunOp) -> list[Any]:

@@ -42,7 +42,8 @@ def batch_record(body: bytes, encoding: str, tenant_id: uuid.UUID, max_bytes: in
 def spool_record(tenant_id: uuid.UUID, decoded: decode.Decoded) -> tuple[bytes, int, int]:
     """(the spool record, runs, feedback items)."""
     ops, rows = fresh.split(decoded.ops)
-    return records.encode(tenant_id, ops, decoded.feedback, fresh=rows), len(decoded.ops), len(decoded.feedback)
+    record = records.encode(tenant_id, ops, decoded.feedback, fresh=records.pack_fresh(rows))
+    return record, len(decoded.ops), len(decoded.feedback)
 
 
 def _start_worker(setup: Callable[[], None] | None) -> None:

@@ -72,7 +72,8 @@ class Spans:
     nodes: list[Node] = field(default_factory=list)
     rejected: int = 0
     notes: list[str] = field(default_factory=list)  # the first few reasons
-    fresh: dict[str, Any] | None = None  # rows of posts presumed new (`ingest.fresh.split`)
+    fresh: bytes = records.NO_FRESH  # rows of posts presumed new (`ingest.fresh.split`), packed
+    fresh_runs: int = 0
 
     def reject(self, note: str) -> None:
         self.rejected += 1
@@ -84,7 +85,8 @@ class Spans:
 class Mapped:
     ops: list[RunOp]
     packed: list[bytes]  # posts the decode worker encoded (`records.pack_op`)
-    fresh: dict[str, Any] | None  # and the posts it made rows of
+    fresh: bytes  # and the posts it made rows of (`records.pack_fresh`)
+    fresh_runs: int
     rejected: int
     notes: list[str]
     # (trace, parent span, child run) of every patch: waiting again if the ops cannot be submitted
@@ -92,7 +94,7 @@ class Mapped:
 
     @property
     def runs(self) -> int:
-        return len(self.ops) + len(self.packed) + fresh.size(self.fresh)
+        return len(self.ops) + len(self.packed) + self.fresh_runs
 
 
 def to_time(unix_nano: int) -> datetime:
@@ -154,7 +156,8 @@ def to_runs(request: ExportTraceServiceRequest, *, project: str | None = None, p
     _link_within(unique)
     if pack:
         inside = [node for node in out.nodes if not node.outside]
-        rest, out.fresh = fresh.split([RunOp("post", str(node.run_id), node.fields) for node in inside])
+        rest, rows = fresh.split([RunOp("post", str(node.run_id), node.fields) for node in inside])
+        out.fresh, out.fresh_runs = records.pack_fresh(rows), fresh.size(rows)
         merged = {op.run_id: op for op in rest}
         for node in inside:
             op = merged.get(str(node.run_id))
@@ -194,6 +197,7 @@ def link(spans: Spans, *, tenant_id: uuid.UUID, links: TraceLinks) -> Mapped:
         ops=posts + patches,
         packed=packed,
         fresh=spans.fresh,
+        fresh_runs=spans.fresh_runs,
         rejected=spans.rejected,
         notes=spans.notes,
         released=released,
