@@ -5,13 +5,14 @@ part (decode workers, server Python threads, ClickHouse threads: steadier than r
 batcher's batches, ack latency p50/p99 at full and at half load, and the raw ClickHouse insert rate of the same
 rows in the same run.
 
-    .venv/bin/python -m tests.bench.ingest [--requests 400] [--clients 4]
+    .venv/bin/python -m tests.bench.ingest [--requests 400] [--clients 4] [--text random|words]
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import itertools
 import os
 import random
 import re
@@ -35,7 +36,17 @@ from tests.support import Server
 BOUNDARY = uuid.uuid4().hex
 
 
+# Payload text (`--text`): random letters, where every word is unique, the worst case for the full-text index
+# (`idx_search`); or words drawn by Zipf's law from a vocabulary of 5,000, nearer to natural language.
+TEXT_KINDS = ("random", "words")
+text_kind = TEXT_KINDS[0]
+_VOCABULARY = ["".join(random.Random(i).choices(string.ascii_lowercase, k=2 + i % 8)) for i in range(5000)]
+_ZIPF = list(itertools.accumulate(1 / rank for rank in range(1, len(_VOCABULARY) + 1)))
+
+
 def _text(n: int) -> str:
+    if text_kind == "words":
+        return " ".join(random.choices(_VOCABULARY, cum_weights=_ZIPF, k=n // 4))[:n]
     return "".join(random.choices(string.ascii_letters + " ", k=n))
 
 
@@ -230,7 +241,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--text", choices=TEXT_KINDS, default=TEXT_KINDS[0], help="payload text (see TEXT_KINDS)")
     args = parser.parse_args()
+    global text_kind
+    text_kind = args.text
     random.seed(7)
     bodies = [sdk_body() for _ in range(args.requests)]
     raw_bytes = sum(raw for _, raw in bodies) / (args.requests * 100)

@@ -5,7 +5,7 @@ counted back), ack latency p50/p99, and two baselines from the same run: decode+
 (the OTLP layer's CPU cost) and the native LangSmith multipart path with the same number of runs; and the
 server's CPU per span by part (decode workers, server Python, ClickHouse).
 
-    .venv/bin/python -m tests.bench.otlp [--requests 400] [--clients 4] [--no-gzip]
+    .venv/bin/python -m tests.bench.otlp [--requests 400] [--clients 4] [--no-gzip] [--text random|words]
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from ingest.otlp import Encoding, TraceLinks, map_request, parse
 from storage import Storage
+from tests.bench import ingest as bench_ingest
 from tests.bench.ingest import BOUNDARY, _text, cpu_parts, pct, run_load, sdk_body, until_stored
 from tests.support import Server
 
@@ -122,7 +123,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--no-gzip", action="store_true")
+    parser.add_argument("--text", choices=bench_ingest.TEXT_KINDS, default=bench_ingest.TEXT_KINDS[0])
     args = parser.parse_args()
+    bench_ingest.text_kind = args.text  # the text of both benchmarks' payloads
     random.seed(7)
     raw = [otlp_body() for _ in range(args.requests)]
     bodies = raw if args.no_gzip else [gzip.compress(b, 6) for b in raw]
