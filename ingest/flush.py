@@ -18,12 +18,12 @@ from typing import Any, Generic, TypeVar
 
 from ingest import derive, fresh, merge, records
 from ingest.fresh import FreshBlock, FreshRun
-from ingest.rows import Upload, run_row, state_from_row, ticks
+from ingest.rows import Upload, run_row, state_from_row
 from schemas import jsonutil
 from schemas.projects import DEFAULT_PROJECT_NAME
 from schemas.runs import RunOp
 from storage import Storage
-from storage.runs import RUN_COLUMNS, RunStore
+from storage.runs import RUN_COLUMNS, RunStore, ticks
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from ingest import derive, merge
@@ -23,7 +23,7 @@ from ingest.validate import format_time
 from schemas import jsonutil
 from schemas.runs import RunOp
 from storage.blobs import BlobStore
-from storage.runs import RUN_COLUMNS
+from storage.runs import RUN_COLUMNS, from_ticks
 
 SERVER_COLUMNS = ("tenant_id", "session_id", "ttl_days", "version", "is_deleted")  # the batcher fills these
 COLUMNS = tuple(c for c in RUN_COLUMNS if c not in SERVER_COLUMNS)
@@ -32,7 +32,6 @@ _KEPT = tuple(i for i, c in enumerate(RUN_COLUMNS) if c not in SERVER_COLUMNS)
 _TENANT, _SESSION, _TTL, _VERSION, _DELETED = (RUN_COLUMNS.index(c) for c in SERVER_COLUMNS)
 _PAYLOADS = ("inputs", "outputs", "extra", "events", "serialized")
 _NULLABLE = frozenset({"outputs", "serialized"})
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def split(ops: list[RunOp]) -> tuple[list[RunOp], dict[str, Any] | None]:
@@ -75,10 +74,6 @@ def size(rows: dict[str, Any] | None) -> int:
     return len(rows["sessions"]) if rows else 0
 
 
-def _time(ticks: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=ticks)
-
-
 @dataclass(slots=True)
 class FreshRun:
     """A run stored from a presumed-new row, kept as staged or cached state in the batcher: its state is built
@@ -101,9 +96,9 @@ class FreshRun:
 
     def state(self, blobs: BlobStore) -> dict[str, Any]:
         row = _values(self.columns, self.row)
-        row.update(session_id=self.session, ttl_days=self.ttl_days, start_time=_time(row["start_time"]))
+        row.update(session_id=self.session, ttl_days=self.ttl_days, start_time=from_ticks(row["start_time"]))
         if row["end_time"] is not None:
-            row["end_time"] = _time(row["end_time"])
+            row["end_time"] = from_ticks(row["end_time"])
         return state_from_row(row, blobs)
 
 
@@ -134,7 +129,7 @@ class FreshBlock:
         return self.columns[_AT["dotted_order"]][row]
 
     def start(self, row: int) -> datetime:
-        return _time(self.columns[_AT["start_time"]][row])
+        return from_ticks(self.columns[_AT["start_time"]][row])
 
     def run(self, row: int) -> FreshRun:
         return FreshRun(self.columns, row, *self.placed[row])
@@ -147,12 +142,12 @@ class FreshBlock:
             "id": values["id"],
             "name": values["name"],
             "run_type": values["run_type"],
-            "start_time": format_time(_time(values["start_time"])),
+            "start_time": format_time(from_ticks(values["start_time"])),
             "trace_id": values["trace_id"],
             "dotted_order": values["dotted_order"],
         }
         if values["end_time"] is not None:
-            fields["end_time"] = format_time(_time(values["end_time"]))
+            fields["end_time"] = format_time(from_ticks(values["end_time"]))
         for name in ("parent_run_id", "error", "reference_example_id"):
             if values[name] is not None:
                 fields[name] = values[name]

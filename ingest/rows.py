@@ -7,7 +7,6 @@ writes as is, and what crosses a spool record without conversion.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -17,7 +16,7 @@ from ingest import derive, merge
 from ingest.validate import format_time
 from schemas import jsonutil
 from storage.blobs import BlobStore
-from storage.runs import RUN_COLUMNS
+from storage.runs import RUN_COLUMNS, ticks
 
 OFFLOADED = ("inputs", "outputs", "events", "extra")  # payloads that move to the blob store when large
 JSON_DEFAULTS = {"inputs": b"{}", "extra": b"{}", "events": b"[]"}
@@ -110,11 +109,6 @@ def run_row(
         version,
         0,
     ]
-
-
-def ticks(value: datetime) -> int:
-    """Microseconds since the epoch, as the driver computes them for a DateTime64(6) column."""
-    return math.floor(value.timestamp()) * 1_000_000 + value.microsecond
 
 
 def _ticks_or_none(value: str | None) -> int | None:

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from schemas import jsonutil
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+from storage.runs import from_ticks
 
 
 def _uuid(value: str | None) -> uuid.UUID | None:
@@ -26,11 +25,7 @@ def _uuid(value: str | None) -> uuid.UUID | None:
 
 def _time(micros: int | str | None) -> datetime | None:
     """DateTime64(6) as microseconds since the epoch (64-bit integers may be quoted, per the format settings)."""
-    return None if micros is None else _EPOCH + timedelta(microseconds=int(micros))
-
-
-def _int(value: int | str) -> int:
-    return int(value)
+    return None if micros is None else from_ticks(int(micros))
 
 
 def _same(value: Any) -> Any:
@@ -56,9 +51,9 @@ _DECODERS: tuple[tuple[str, Callable[[Any], Any]], ...] = (
     ("tags", _same),
     ("thread_id", _same),
     ("reference_example_id", _uuid),
-    ("prompt_tokens", _int),
-    ("completion_tokens", _int),
-    ("total_tokens", _int),
+    ("prompt_tokens", int),
+    ("completion_tokens", int),
+    ("total_tokens", int),
     ("prompt_cost", _same),  # NaN and infinities read back as None: JSON has no such numbers, nor do responses
     ("completion_cost", _same),
     ("total_cost", _same),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -54,6 +55,20 @@ RUN_COLUMNS = (
     "version",
     "is_deleted",
 )
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def ticks(value: datetime) -> int:
+    """A DateTime64(6) value as microseconds since the epoch, as the driver computes them: what rows built outside
+    the driver (decode workers, spool records) carry."""
+    return math.floor(value.timestamp()) * 1_000_000 + value.microsecond
+
+
+def from_ticks(micros: int) -> datetime:
+    """`ticks` back to an aware UTC datetime."""
+    return _EPOCH + timedelta(microseconds=micros)
+
+
 _STATE_COLUMNS = tuple(c for c in RUN_COLUMNS if c not in ("inputs_kv", "outputs_kv", "metadata"))
 PENDING_COLUMNS = ("tenant_id", "id", "state", "version", "is_deleted")
 
