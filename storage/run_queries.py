@@ -210,8 +210,9 @@ class RunReader:
             if kept is None or row["version"] > kept["version"]:
                 latest[row["id"]] = row  # a dict keeps the key's first position: the SQL order stands
         found = [row for row in latest.values() if not row["is_deleted"]]
-        for row in found:
-            row_meta.expand(row)
+        if scattered:
+            for row in found:
+                row_meta.expand(row)
         return found
 
     def newest(
