@@ -208,9 +208,10 @@ class _Compiler:
             raise FilterError("has(metadata, '{}') needs at least one key", node.value.pos)
         parts = []
         for key, value in wanted.items():
+            text = _kv_text(value)
             k = self.params.add(str(key), "String")
-            v = self.params.add(_kv_text(value), "String")
-            entry = self.params.add(f"{key}={_kv_text(value)}", "String")
+            v = self.params.add(text, "String")
+            entry = self.params.add(f"{key}={text}", "String")
             parts.append(f"has({METADATA_ENTRIES_SQL}, {entry}) AND metadata[{k}] = {v}")
         return "(" + " AND ".join(parts) + ")"
 
@@ -249,26 +250,27 @@ class _Compiler:
         if family == "feedback":
             return f"id IN ({self._feedback_runs(conditions)})"
         preds: list[str] = []
-        equal: dict[str, list[Compare]] = {"key": [], "value": []}
+        equal: dict[str, list[tuple[Compare, str]]] = {"key": [], "value": []}  # eq conditions, their placeholders
         for c in conditions:
             role = _PAIRS[c.field][1]
-            preds.append(self._entry_condition(c, "k" if role == "key" else "v", kv=True)[0])
+            pred, value = self._entry_condition(c, "k" if role == "key" else "v", kv=True)
+            preds.append(pred)
             if c.op == "eq" and role in equal:
-                equal[role].append(c)
+                equal[role].append((c, value))
         hints = self._metadata_hints(equal["key"], equal["value"]) if family == "metadata" else []
         exists = f"arrayExists((k, v) -> {' AND '.join(preds)}, mapKeys({family}), mapValues({family}))"
         return "(" + " AND ".join([*hints, exists]) + ")"
 
-    def _metadata_hints(self, keys: list[Compare], values: list[Compare]) -> list[str]:
+    def _metadata_hints(self, keys: list[tuple[Compare, str]], values: list[tuple[Compare, str]]) -> list[str]:
         """Conditions that let the metadata indexes skip granules (the entry's own condition decides): an entry
         named by key and value is looked up as `key=value` in the entries index, a value alone as itself, a key
         alone in the bloom filter of keys."""
         if len(keys) == 1 and len(values) == 1:
-            entry = f"{_kv_text(keys[0].value.value)}={_kv_text(values[0].value.value)}"
+            entry = f"{_kv_text(keys[0][0].value)}={_kv_text(values[0][0].value)}"
             return [f"has({METADATA_ENTRIES_SQL}, {self.params.add(entry, 'String')})"]
-        hints = [f"has(mapKeys(metadata), {self.params.add(_kv_text(c.value.value), 'String')})" for c in keys]
-        hints += [f"has({METADATA_ENTRIES_SQL}, {self.params.add(_kv_text(c.value.value), 'String')})" for c in values]
-        return hints
+        return [f"has(mapKeys(metadata), {value})" for _, value in keys] + [
+            f"has({METADATA_ENTRIES_SQL}, {value})" for _, value in values
+        ]
 
     def _feedback_runs(self, conditions: list[Compare]) -> str:
         preds = []
