@@ -24,8 +24,8 @@ TEXT_COLUMNS = tuple(RUN_COLUMNS.index(name) for name in OFFLOADED)
 # Payload texts that stand for "absent", as read back from ClickHouse (str) and as built here (bytes).
 _EMPTY_TEXTS = frozenset([*JSON_DEFAULTS.values(), *(text.decode() for text in JSON_DEFAULTS.values())])
 
-Upload = tuple[str, bytes, str, bool]
-_NO_TEXTS: Mapping[str, bytes] = MappingProxyType({})  # blob key, data, content type, compress
+Upload = tuple[str, bytes, str, bool]  # blob key, data, content type, compress
+_NO_TEXTS: Mapping[str, bytes] = MappingProxyType({})
 
 
 def run_row(
@@ -143,9 +143,8 @@ def state_from_row(row: dict[str, Any], blobs: BlobStore) -> dict[str, Any]:
         state["parent_run_id"] = str(row["parent_run_id"])
     if row["end_time"] is not None:
         state["end_time"] = format_time(_utc(row["end_time"]))
-    for key in ("error",):
-        if row[key] is not None:
-            state[key] = row[key]
+    if row["error"] is not None:
+        state["error"] = row["error"]
     if row["reference_example_id"] is not None:
         state["reference_example_id"] = str(row["reference_example_id"])
     for name in ("inputs", "outputs", "extra", "events", "serialized"):
