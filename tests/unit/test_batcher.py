@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 from storage.batcher import Batcher
 from storage.spool import Spool
+from tests.support import wait_for
 
 
 class Serial:
@@ -202,19 +202,12 @@ def test_a_burst_is_stored_once_records_stop_coming_not_a_busy_interval_later(tm
     batcher = Batcher(spool, Serial(storage.flush), interval=0.05, busy_interval=60.0, busy_bytes=1)
     batcher.start()
     try:
-        wait_until(lambda: storage.stored == [b"first"])
+        wait_for(lambda: storage.stored == [b"first"], timeout=10, what="the first batch")
         asyncio.run(append(spool, b"second"))
-        wait_until(lambda: storage.stored == [b"first", b"second"])
+        wait_for(lambda: storage.stored == [b"first", b"second"], timeout=10, what="the burst, before a minute")
     finally:
         batcher.stop()
         spool.close()
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "not within the deadline"
-        time.sleep(0.01)  # polling interval of a deadline-bounded wait
 
 
 async def append(spool: Spool, record: bytes) -> None:
