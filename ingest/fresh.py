@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from ingest import derive, merge
-from ingest.rows import TEXT_COLUMNS, run_row, state_from_row
+from ingest.rows import EMPTY_TEXTS, TEXT_COLUMNS, run_row, state_from_row
 from ingest.validate import format_time
 from schemas import jsonutil
 from schemas.runs import RunOp
@@ -155,7 +155,7 @@ class FreshBlock:
             fields["tags"] = values["tags"]
         for name in _PAYLOADS:  # outputs and serialized are NULL when absent, the others their empty default
             text = values[name]
-            if text is not None and (name in _NULLABLE or text not in (b"{}", b"[]")):
+            if text is not None and (name in _NULLABLE or text not in EMPTY_TEXTS):
                 fields[name] = jsonutil.loads(text)
         session_id, session_name = self.sessions[row]
         fields.update({k: v for k, v in (("session_id", session_id), ("session_name", session_name)) if v})

@@ -22,7 +22,7 @@ OFFLOADED = ("inputs", "outputs", "events", "extra")  # payloads that move to th
 JSON_DEFAULTS = {"inputs": b"{}", "extra": b"{}", "events": b"[]"}
 TEXT_COLUMNS = tuple(RUN_COLUMNS.index(name) for name in OFFLOADED)
 # Payload texts that stand for "absent", as read back from ClickHouse (str) and as built here (bytes).
-_EMPTY_TEXTS = frozenset([*JSON_DEFAULTS.values(), *(text.decode() for text in JSON_DEFAULTS.values())])
+EMPTY_TEXTS = frozenset([*JSON_DEFAULTS.values(), *(text.decode() for text in JSON_DEFAULTS.values())])
 
 Upload = tuple[str, bytes, str, bool]  # blob key, data, content type, compress
 _NO_TEXTS: Mapping[str, bytes] = MappingProxyType({})
@@ -150,7 +150,7 @@ def state_from_row(row: dict[str, Any], blobs: BlobStore) -> dict[str, Any]:
     for name in ("inputs", "outputs", "extra", "events", "serialized"):
         if name in refs:
             state[name] = jsonutil.loads(blobs.get(refs[name]))
-        elif row[name] and row[name] not in _EMPTY_TEXTS:  # empty defaults stand for "absent": a post may fill
+        elif row[name] and row[name] not in EMPTY_TEXTS:  # empty defaults stand for "absent": a post may fill
             state[name] = jsonutil.loads(row[name])
     return state
 
