@@ -22,7 +22,7 @@ class PipelineOptions:
     spool_max_bytes: int = 1024 * 1024 * 1024
     flush_interval: float = 0.25
     flush_busy_interval: float = 1.0
-    flush_max_bytes: int = 16 * 1024 * 1024
+    flush_max_bytes: int = 64 * 1024 * 1024
     flush: FlushOptions = field(default_factory=FlushOptions)
 
 

@@ -64,7 +64,7 @@ class Batcher:
         busy_interval: float = 1.0,
         busy_bytes: int = 2 * 1024 * 1024,
         max_records: int = 1_000,
-        max_bytes: int = 16 * 1024 * 1024,
+        max_bytes: int = 64 * 1024 * 1024,
         max_backoff: float = 5.0,
         maintenance: Callable[[], object] | None = None,
         maintenance_interval: float = 5.0,

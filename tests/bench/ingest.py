@@ -210,6 +210,12 @@ def cpu_parts(pid: int) -> dict[str, float]:
     return {"decode workers": children / tick, "server Python": python / tick, "ClickHouse": (total - python) / tick}
 
 
+def peak_rss_mib(pid: int) -> float:
+    """The process's peak resident memory so far (Linux /proc: VmHWM, in kB)."""
+    found = re.search(r"^VmHWM:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text(), re.MULTILINE)
+    return int(found.group(1)) / 1024 if found else float("nan")
+
+
 def idle_server_cpu(data_dir: Path) -> float:
     """CPU seconds of starting and stopping a server that does nothing, to subtract from a loaded one's."""
     before = children_cpu()
@@ -265,6 +271,7 @@ def main() -> None:
         stored_after = until_stored(server.url)
         parts = {k: v - parts_before[k] for k, v in cpu_parts(server.proc.pid).items()}
         batches, flushing = flush_totals(server.url)
+        peak_rss = peak_rss_mib(server.proc.pid)
         t0 = time.perf_counter()
         assert server.stop() == 0
         stop_time = time.perf_counter() - t0
@@ -285,7 +292,8 @@ def main() -> None:
         )
         print(
             f"batcher: {batches} batches, {flushing:.1f}s from staging to written, summed over batches that overlap "
-            f"(one is staged while the one before is written), in {load_time + stored_after:.1f}s"
+            f"(one is staged while the one before is written), in {load_time + stored_after:.1f}s; "
+            f"server peak RSS {peak_rss:,.0f} MiB (decode workers excluded)"
         )
         ack_rate = runs / load_time
         # Half load, paced, on fresh bodies.
