@@ -30,7 +30,7 @@ COLUMNS = tuple(c for c in RUN_COLUMNS if c not in SERVER_COLUMNS)
 _AT = {c: i for i, c in enumerate(COLUMNS)}
 _KEPT = tuple(i for i, c in enumerate(RUN_COLUMNS) if c not in SERVER_COLUMNS)
 _TENANT, _SESSION, _TTL, _VERSION, _DELETED = (RUN_COLUMNS.index(c) for c in SERVER_COLUMNS)
-_PAYLOADS = ("inputs", "outputs", "extra", "events", "serialized")
+PAYLOADS = ("inputs", "outputs", "extra", "events", "serialized")  # the JSON fields a row stores as text
 _NULLABLE = frozenset({"outputs", "serialized"})
 
 
@@ -153,7 +153,7 @@ class FreshBlock:
                 fields[name] = values[name]
         if values["tags"]:
             fields["tags"] = values["tags"]
-        for name in _PAYLOADS:  # outputs and serialized are NULL when absent, the others their empty default
+        for name in PAYLOADS:  # outputs and serialized are NULL when absent, the others their empty default
             text = values[name]
             if text is not None and (name in _NULLABLE or text not in EMPTY_TEXTS):
                 fields[name] = jsonutil.loads(text)

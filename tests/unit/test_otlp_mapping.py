@@ -5,11 +5,14 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import msgpack
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ingest import fresh
 from ingest.otlp import Encoding, Mapped, TraceLinks, map_request, parse
+from ingest.otlp.mapping import to_runs
 from ingest.validate import normalise
 from schemas import jsonutil
 from schemas.jsonutil import MAX_NESTING
@@ -415,6 +418,33 @@ def test_json_text_nested_too_deep_rejects_that_span_only(attributes: dict[str, 
 def test_json_text_nested_up_to_the_limit_is_kept() -> None:
     run = one({"input.value": '{"a": ' + nested(MAX_NESTING - 1) + "}"})
     assert run["inputs"]["a"] == jsonutil.loads(nested(MAX_NESTING - 1))
+
+
+def test_brackets_inside_strings_are_not_nesting() -> None:
+    """A payload's brackets bound its nesting only from above: text full of them in a string takes the walk."""
+    code = "{[" * MAX_NESTING
+    run = one({"input.value": code, "output.value": '{"a": "' + code + '"}'})
+    assert (run["inputs"], run["outputs"]) == ({"input": code}, {"a": code})
+
+
+def test_presumed_new_rows_store_the_payloads_as_dumped() -> None:
+    """The worker's rows hold the texts dumped while the span was checked: the same as dumping the run's values."""
+    prompt = {"gen_ai.prompt.0.role": "user", "gen_ai.prompt.0.content": "hi"}
+    trace, root = new_trace_id(), new_span_id()
+    spans = [
+        span(trace, root, "agent", {"input.value": '{"q": "\u00e9"}', "output.value": "ok"}),
+        span(trace, new_span_id(), "llm", prompt, parent=root),
+    ]
+    runs = {op.fields["name"]: op.fields for op in map_spans(spans).ops}
+    packed = to_runs(parse(request(spans), Encoding.JSON), pack=True)
+    rows = msgpack.unpackb(packed.fresh)
+    assert packed.fresh_runs == 2 and all(not node.texts for node in packed.nodes)
+    names = rows["columns"][fresh.COLUMNS.index("name")]
+    for name in ("inputs", "outputs", "extra", "events"):
+        texts = dict(zip(names, rows["columns"][fresh.COLUMNS.index(name)], strict=True))
+        for run, text in texts.items():
+            if name in runs[run]:
+                assert text == jsonutil.dumps(runs[run][name]), (run, name)
 
 
 def test_indexed_attribute_nested_too_deep_rejects_that_span_only() -> None:
