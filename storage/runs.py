@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from schemas import jsonutil
 from schemas.runs import CANONICAL_UUID, EARLIEST_TIME, LATEST_TIME
 from storage.clickhouse import ClickHouse
 
@@ -188,9 +189,13 @@ class RunStore:
         within: Sequence[tuple[datetime, datetime]] = (),
     ) -> dict[str, Sequence[Any]]:
         """`columns` of the newest version of each of these runs that exists (its newest version does not delete
-        it), from a ReplacingMergeTree whose key starts with tenant_id and has id or start_time next; `within`
-        are start time ranges that bound the read. The few rows found are grouped, as `RunReader.locate` does:
-        FINAL made these lookups twice as slow."""
+        it), as ClickHouse writes them in JSON (UUIDs and times as text), from a ReplacingMergeTree whose key
+        starts with tenant_id and has id or start_time next; `within` are start time ranges that bound the read.
+        The few rows found are grouped, as `RunReader.locate` does: FINAL made these lookups twice as slow.
+
+        Sent as a raw query: `query()` scans the SQL text with five regular expressions in Python, which for the
+        5,000 ids of a batcher's lookup took 6.5 of its 9.2 ms (measured); the rows found are few, so parsing
+        them here costs nothing."""
         client = self._ch.client()
         picked = ", ".join(f"argMax({column}, version)" for column in columns)
         params: dict[str, Any] = {"t": tenant_id}
@@ -199,15 +204,18 @@ class RunStore:
             bounds.append(f"start_time BETWEEN {{a{index}:DateTime64(6, 'UTC')}} AND {{b{index}:DateTime64(6, 'UTC')}}")
             params[f"a{index}"], params[f"b{index}"] = low, high
         bounded = f"AND ({' OR '.join(bounds)}) " if bounds else ""
-        return {
-            str(row[0]): row[1:]
-            for id_set in id_sets(ids)
-            for row in client.query(
+        found: dict[str, Sequence[Any]] = {}
+        for id_set in id_sets(ids):
+            text = client.raw_query(
                 f"SELECT id, {picked} FROM {table} WHERE tenant_id = {{t:UUID}} {bounded}AND id IN {id_set} "
                 "GROUP BY id HAVING NOT argMax(is_deleted, version)",
                 parameters=params,
-            ).result_rows
-        }
+                fmt="JSONCompactEachRow",
+            )
+            for line in text.splitlines():
+                run_id, *values = jsonutil.loads(line)
+                found[run_id] = values
+        return found
 
     def pending_with_runs(self, limit: int, min_age: float) -> list[tuple[uuid.UUID, uuid.UUID, str]]:
         """Pending patches at least `min_age` seconds old whose run exists (its post was stored by another

@@ -12,6 +12,7 @@ import pytest
 
 from ingest import derive, records
 from ingest.flush import Flusher, FlushOptions, start_hints
+from schemas import jsonutil
 from schemas.runs import RunOp
 from storage import Storage
 from storage.runs import RunStore, id_sets, windows
@@ -52,6 +53,14 @@ def test_lookups_without_final_keep_the_newest_version(storage: Storage) -> None
     for run_id, version, deleted, state in rows:  # one insert each: versions in separate, unmerged parts
         RunStore(storage.clickhouse).insert_pending([[str(TENANT), run_id, state, version, deleted]])
     assert RunStore(storage.clickhouse).pending(TENANT, [a, b, c]) == {a: "a2", c: "c6"}
+
+
+def test_lookups_return_texts_exactly(storage: Storage) -> None:
+    """The lookups read ClickHouse's JSON output: a parked state comes back byte for byte, whatever it holds."""
+    state = jsonutil.dumps_str({"q": 'a "quote", \\ / tab\t line\n nul\u0000 é \ud83d\ude00', "n": [1.5, None]})
+    run_id = str(uuid.UUID(int=7))
+    RunStore(storage.clickhouse).insert_pending([[str(TENANT), run_id, state, 1, 0]])
+    assert RunStore(storage.clickhouse).pending(TENANT, [run_id]) == {run_id: state}
 
 
 @pytest.mark.parametrize("hint", ["none", "start_time", "dotted_order"])
