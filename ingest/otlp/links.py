@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 TraceKey = tuple[uuid.UUID, bytes]  # (tenant id, OTel trace id)
 # A waiting child: its run id and start time (normalised text). The patch that links it carries the start time,
 # by which the batcher finds the stored child in the seconds it started in, instead of by id among all runs.
-Child = tuple[uuid.UUID, str]
+Child = tuple[str, str]
 
 
 @dataclass(slots=True)
 class _Trace:
-    spans: dict[bytes, uuid.UUID] = field(default_factory=dict)  # span id -> run id
+    spans: dict[bytes, str] = field(default_factory=dict)  # span id -> run id (canonical UUID text)
     waiting: dict[bytes, list[Child]] = field(default_factory=dict)  # parent span id -> children
 
 
@@ -48,7 +48,7 @@ class TraceLinks:
             self._traces.move_to_end(key)
         return trace
 
-    def known(self, key: TraceKey, span_id: bytes) -> uuid.UUID | None:
+    def known(self, key: TraceKey, span_id: bytes) -> str | None:
         trace = self._traces.get(key)
         return trace.spans.get(span_id) if trace is not None else None
 
@@ -57,7 +57,7 @@ class TraceLinks:
         self._size += 1
         self._evict()
 
-    def record(self, key: TraceKey, span_id: bytes, run_id: uuid.UUID) -> list[Child]:
+    def record(self, key: TraceKey, span_id: bytes, run_id: str) -> list[Child]:
         """Remembers a span; returns the children that were waiting for it."""
         trace = self._trace(key)
         if span_id not in trace.spans:

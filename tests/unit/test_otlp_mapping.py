@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import uuid
 from typing import Any
 
@@ -445,6 +446,17 @@ def test_presumed_new_rows_store_the_payloads_as_dumped() -> None:
         for run, text in texts.items():
             if name in runs[run]:
                 assert text == jsonutil.dumps(runs[run][name]), (run, name)
+
+
+@pytest.mark.parametrize("pack", [False, True])
+def test_spans_cross_processes_intact(pack: bool) -> None:
+    """A decode worker pickles what it mapped back to the server (nodes pickle compactly, by hand)."""
+    trace, root = new_trace_id(), new_span_id()
+    orphan = span(new_trace_id(), new_span_id(), "orphan", parent=root)  # its parent is in no request yet
+    spans = [span(trace, root, "agent", {"input.value": "q"}), orphan]
+    mapped = to_runs(parse(request(spans), Encoding.JSON), pack=pack)
+    assert pickle.loads(pickle.dumps(mapped, protocol=pickle.HIGHEST_PROTOCOL)) == mapped
+    assert len(mapped.nodes) == 2 and any(node.outside for node in mapped.nodes)
 
 
 def test_indexed_attribute_nested_too_deep_rejects_that_span_only() -> None:
