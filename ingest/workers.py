@@ -106,8 +106,8 @@ def _exactly(sock: socket.socket, size: int) -> bytearray:
 
 def _start_worker(setup: Callable[[], None] | None) -> None:
     """A worker must not outlive a server that was killed with SIGKILL (it would hold memory forever):
-    ask Linux to signal it when the parent dies. `setup` is the process tuning the server applies to itself
-    (`tracehouse.tuning`)."""
+    ask Linux to signal it when the parent dies (elsewhere the end of its socket ends it, once it is idle).
+    `setup` is the process tuning the server applies to itself (`tracehouse.tuning`)."""
     with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the server ends us
