@@ -12,7 +12,7 @@ from ingest.flush import Flusher, FlushOptions
 from schemas import Tenant
 from schemas.runs import RunOp
 from storage import Storage, metrics
-from storage.batcher import Batcher
+from storage.batcher import MAX_BATCH_BYTES, Batcher
 from storage.spool import Spool
 
 
@@ -22,7 +22,7 @@ class PipelineOptions:
     spool_max_bytes: int = 1024 * 1024 * 1024
     flush_interval: float = 0.25
     flush_busy_interval: float = 1.0
-    flush_max_bytes: int = 64 * 1024 * 1024
+    flush_max_bytes: int = MAX_BATCH_BYTES
     flush: FlushOptions = field(default_factory=FlushOptions)
 
 

@@ -22,6 +22,10 @@ from storage.spool import Position, Spool
 
 log = logging.getLogger(__name__)
 
+# Spooled bytes per batch, the default of every layer that configures it: larger parts cost ClickHouse less (see
+# docs/sizing.md), and a batch being staged holds about this much in memory.
+MAX_BATCH_BYTES = 64 * 1024 * 1024
+
 
 class Flush(Protocol):
     """Stores records in two steps. `stage` may merge onto batches staged before it and not yet settled; a
@@ -64,7 +68,7 @@ class Batcher:
         busy_interval: float = 1.0,
         busy_bytes: int = 2 * 1024 * 1024,
         max_records: int = 1_000,
-        max_bytes: int = 64 * 1024 * 1024,
+        max_bytes: int = MAX_BATCH_BYTES,
         max_backoff: float = 5.0,
         maintenance: Callable[[], object] | None = None,
         maintenance_interval: float = 5.0,

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from storage.batcher import MAX_BATCH_BYTES
 from storage.clickhouse import Target
 
 Service = Literal["all", "ingest", "query"]
@@ -39,7 +40,7 @@ class Settings(BaseSettings):
     # runs too, and one worker bounded acks on 2 cores (OTLP 5,500 -> 7,300 spans/s acked, tests/bench/otlp.py).
     decode_workers: int = Field(2, ge=0, le=64)
     merge_cache_runs: int = Field(50_000, ge=0)  # open runs cached for their patch; 0 with several ingest replicas
-    flush_max_bytes: int = Field(64 * 1024 * 1024, gt=0)  # spooled bytes per ClickHouse batch
+    flush_max_bytes: int = Field(MAX_BATCH_BYTES, gt=0)  # spooled bytes per ClickHouse batch
     short_ttl_days: int = Field(14, gt=0)
     long_ttl_days: int = Field(400, gt=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
