@@ -65,7 +65,7 @@ def run_row(
     end = state.get("end_time")
     tokens = derive.usage(state)
     serialized = state.get("serialized")
-    # UUID columns are passed as text: clickhouse-connect encodes canonical text without building UUIDs.
+    # UUID columns are passed as text, which the insert sends as such (storage.runs.wire_types).
     return [
         tenant,
         state["_session"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -57,6 +58,7 @@ RUN_COLUMNS = (
     "is_deleted",
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_UUID_TYPE = re.compile(r"\bUUID\b")
 
 
 def ticks(value: datetime) -> int:
@@ -116,9 +118,19 @@ def windows(starts: Iterable[datetime]) -> list[tuple[datetime, datetime]]:
     return [(low, high) for low, high in ranges]
 
 
+def wire_types(ch: ClickHouse, table: str, columns: Sequence[str]) -> list[str]:
+    """The types an insert into `table` sends its columns as: the table's own, with UUIDs sent as their text.
+    The driver's UUID encoder costs ~0.4 µs per value in Python (~2.5 µs per run, measured), on the thread
+    that holds the GIL the ingest pipeline needs; ClickHouse casts canonical UUID text in C++ for a fraction
+    of that. Naming the types also spares the driver its `DESCRIBE` query before each insert."""
+    described = {row[0]: row[1] for row in ch.client().query(f"DESCRIBE TABLE {table}").result_rows}
+    return [_UUID_TYPE.sub("String", described[column]) for column in columns]
+
+
 class RunStore:
     def __init__(self, ch: ClickHouse) -> None:
         self._ch = ch
+        self._types: list[str] | None = None  # of RUN_COLUMNS, once `runs` is migrated (`wire_types`)
 
     def insert(self, rows: Sequence[Sequence[Any]], columns: Sequence[list[Any]] | None = None) -> None:
         """Rows in RUN_COLUMNS order, and more rows as RUN_COLUMNS lists (`columns`), in one insert. Sent
@@ -128,7 +140,11 @@ class RunStore:
         for column, more in zip(data, columns or (), strict=False):
             column.extend(more)
         if data[0]:
-            self._ch.client().insert("runs", data, column_names=RUN_COLUMNS, column_oriented=True)
+            if self._types is None:
+                self._types = wire_types(self._ch, "runs", RUN_COLUMNS)
+            self._ch.client().insert(
+                "runs", data, column_names=RUN_COLUMNS, column_type_names=self._types, column_oriented=True
+            )
 
     def insert_pending(self, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
