@@ -7,6 +7,11 @@ HOST ?= 127.0.0.1
 PORT ?= 1984
 DATA_DIR ?= ./.tracehouse
 
+# pyproject.toml's build-system.requires: installing compiles the decode path with mypyc (setup.py), in place.
+BUILD_DEPS := "setuptools>=70.1" "mypy>=2.4,<3"
+# A compiled module's edits run only once it is built again: any change to these rebuilds them all.
+COMPILED_SOURCES := setup.py $(wildcard schemas/*.py ingest/*.py ingest/otlp/*.py)
+
 .PHONY: run test lint bench clean
 
 $(BIN)/python:
@@ -14,17 +19,23 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
-	touch $@
+	$(BIN)/pip install --quiet $(BUILD_DEPS)
+	$(BIN)/pip install --quiet --no-build-isolation -e .
+	touch $@ $(VENV)/.compiled
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $@ $(VENV)/.installed
+	$(BIN)/pip install --quiet $(BUILD_DEPS)
+	$(BIN)/pip install --quiet --no-build-isolation -e '.[dev]'
+	touch $@ $(VENV)/.installed $(VENV)/.compiled
 
-run: $(VENV)/.installed
+$(VENV)/.compiled: $(COMPILED_SOURCES) | $(VENV)/.installed
+	$(BIN)/python setup.py --quiet build_ext --inplace --force
+	touch $@
+
+run: $(VENV)/.installed $(VENV)/.compiled
 	$(BIN)/tracehouse serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
 
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-dev $(VENV)/.compiled
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
@@ -32,8 +43,9 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-bench: $(VENV)/.installed-dev
+bench: $(VENV)/.installed-dev $(VENV)/.compiled
 	$(BIN)/python -m tests.bench.ingest
 
 clean:
-	rm -rf $(VENV) .tracehouse .pytest_cache .ruff_cache
+	rm -rf $(VENV) .tracehouse .pytest_cache .ruff_cache build *__mypyc*.so
+	find schemas storage ingest query tracehouse -name '*.so' -delete

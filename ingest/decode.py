@@ -37,7 +37,7 @@ def _json_with_text(data: bytes, part: str) -> tuple[Any, bytes | None]:
 class _Pending:
     kind: OpKind
     run_id: str
-    main: dict[str, Any] | None = None
+    main: Any = None  # the main part's JSON, whatever it is: checked to be an object once all parts are read
     payloads: dict[str, Any] = field(default_factory=dict)
     texts: dict[str, bytes] = field(default_factory=dict)  # of payloads, when strict JSON
     shallow: bool = True  # every JSON part of the op is too small to nest too deep

@@ -46,13 +46,13 @@ def ancestry(state: dict[str, Any], parent: dict[str, Any] | None, start: dateti
         stale = dotted is None or not dotted.startswith(parent_dotted + ".")
     else:
         stale = dotted is None or not is_under(dotted, parent_id)
-    if stale:
+    if stale or dotted is None:  # stale whenever it is None; said again for the type checker
         own = segment(start, run_id)
         dotted = f"{parent_dotted}.{own}" if parent_id is not None and parent_dotted else own
     ancestors = [s[22:] for s in dotted.split(".")[:-1]]
     if parent_id is not None and (not ancestors or ancestors[-1] != parent_id):
         ancestors.append(parent_id)
-    trace_id = state.get("trace_id") or (parent or {}).get("trace_id") or (ancestors[0] if ancestors else run_id)
+    trace_id: str = state.get("trace_id") or (parent or {}).get("trace_id") or (ancestors[0] if ancestors else run_id)
     return trace_id, dotted, ancestors
 
 

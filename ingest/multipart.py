@@ -60,10 +60,10 @@ def split_parts(body: bytes, boundary: str) -> list[Part]:
 def _part(index: int, head: bytes, data: bytes) -> Part:
     sdk = _SDK_HEAD.fullmatch(head)
     if sdk is not None:
-        name = sdk.group(1).decode("utf-8", "replace")
+        sdk_name = sdk.group(1).decode("utf-8", "replace")
         if int(sdk.group(3)) != len(data):
-            raise _length_mismatch(name, int(sdk.group(3)), len(data))
-        return Part(name, sdk.group(2).decode("latin-1"), data)
+            raise _length_mismatch(sdk_name, int(sdk.group(3)), len(data))
+        return Part(sdk_name, sdk.group(2).decode("latin-1"), data)
     name: str | None = None
     content_type = "application/octet-stream"
     length: int | None = None

@@ -10,6 +10,13 @@ from langsmith import Client
 
 from storage import Storage
 from tests.support import S3_ENV, MotoServer, Server
+from tracehouse import compiled
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    refusal = compiled.refusal()
+    if refusal:
+        raise pytest.UsageError(refusal)
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from tracehouse import logs
+from tracehouse import compiled, logs
 from tracehouse.settings import Settings, describe
 from tracehouse.tuning import tune_process
 
@@ -112,6 +112,10 @@ def load_settings(args: argparse.Namespace) -> Settings:
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
+    refusal = compiled.refusal()
+    if refusal:
+        print(f"tracehouse: {refusal}", file=sys.stderr)
+        raise SystemExit(2)
     settings = load_settings(args)
     logs.configure(settings.log_level, settings.log_format)
     if args.command == "keys":

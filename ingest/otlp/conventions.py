@@ -342,11 +342,11 @@ def usage(attrs: Attrs) -> dict[str, Any] | None:
         number = _number(attrs.pop(key))
         if number is not None and (target[0] not in best or target[1] < best[target[0]][0]):
             best[target[0]] = (target[1], number)
-    for target, (_, number) in best.items():
-        if isinstance(target, tuple):
-            found.setdefault(target[0], {})[target[1]] = number
+    for where, (_, number) in best.items():
+        if isinstance(where, tuple):
+            found.setdefault(where[0], {})[where[1]] = number
         else:
-            found[target] = number
+            found[where] = number
     if isinstance(explicit, dict):
         return {**found, **explicit}
     if not found:

@@ -272,9 +272,9 @@ def _node(
     error = _error(span, events)
     if error is not None:
         fields["error"] = error
-    for key, value in attrs.items():
+    for key, attribute in attrs.items():
         if not key.startswith("langsmith."):  # the SDK's internals (runtime, request headers) stay out
-            metadata.setdefault(key, value)
+            metadata.setdefault(key, attribute)
 
     otel: dict[str, Any] = {
         "trace_id": span.trace_id.hex(),
@@ -332,7 +332,8 @@ def _error(span: Span, events: list[dict[str, Any]]) -> str | None:
     exception event on a span whose status is not ERROR is kept as an event only (it was handled)."""
     if span.status.code != _ERROR:
         return None
-    exception = next((e["kwargs"] for e in reversed(events) if e["name"] == "exception"), None) or {}
+    # events[::-1] rather than reversed(events): mypyc (setup.py) fails on reversed() in a generator expression
+    exception = next((e["kwargs"] for e in events[::-1] if e["name"] == "exception"), None) or {}
     kind = exception.get("exception.type")
     message = exception.get("exception.message") or span.status.message or kind or "span status is ERROR"
     text = str(message)

@@ -30,12 +30,12 @@ def post(run_id: uuid.UUID) -> bytes:
         "inputs": {"q": 1},
         "session_name": "replicas",
     }
-    return records.encode(T, [RunOp("post", run_id, fields)], [])
+    return records.encode(T, [RunOp("post", str(run_id), fields)], [])
 
 
 def patch(run_id: uuid.UUID) -> bytes:
     fields = {"id": str(run_id), "end_time": "2026-11-01T00:00:01.000000+00:00", "outputs": {"a": 2}}
-    return records.encode(T, [RunOp("patch", run_id, fields)], [])
+    return records.encode(T, [RunOp("patch", str(run_id), fields)], [])
 
 
 def stored(storage: Storage, run_id: uuid.UUID) -> dict[str, object]:
@@ -108,7 +108,7 @@ def test_children_stored_before_their_parents_follow_them(storage: Storage) -> N
         }
         if parent:
             fields["parent_run_id"] = str(parent)
-        return records.encode(T, [RunOp("post", run_id, fields)], [])
+        return records.encode(T, [RunOp("post", str(run_id), fields)], [])
 
     flusher([span(grandchild, child, 3)])
     flusher([span(child, trace, 2)])
@@ -141,7 +141,7 @@ def test_a_run_whose_post_never_comes_is_shown_after_a_while(storage: Storage) -
         "outputs": {"a": 2},
         "session_name": "replicas",
     }
-    flusher([records.encode(T, [RunOp("patch", run_id, fields)], [])])
+    flusher([records.encode(T, [RunOp("patch", str(run_id), fields)], [])])
     assert flusher.promote_orphans(min_age=3600) == 0, "too recent: its post may still come"
     assert flusher.promote_orphans(min_age=0) == 1
     row = stored(storage, run_id)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import uuid
 from typing import Any
 
 from hypothesis import given, settings
@@ -12,17 +11,17 @@ from hypothesis import strategies as st
 from ingest.merge import HAS_POST, apply
 from schemas.runs import RunOp
 
-RUN = uuid.UUID("01a20a95-dbac-7068-9c02-8feadd41bb25")
+RUN = "01a20a95-dbac-7068-9c02-8feadd41bb25"
 POST = RunOp(
     "post",
     RUN,
     {
-        "id": str(RUN),
+        "id": RUN,
         "name": "agent",
         "run_type": "chain",
         "start_time": "2026-11-23T22:45:22.988214+00:00",
         "session_name": "p1",
-        "trace_id": str(RUN),
+        "trace_id": RUN,
         "inputs": {"q": "hello"},
         "tags": ["a"],
         "extra": {"metadata": {"a": 1, "b": 1}, "runtime": {"sdk": "x"}},
@@ -32,7 +31,7 @@ PATCH = RunOp(
     "patch",
     RUN,
     {
-        "id": str(RUN),
+        "id": RUN,
         "end_time": "2026-11-23T22:45:23.000000+00:00",
         "outputs": {"text": "hi"},
         "session_name": "other",
@@ -85,7 +84,7 @@ _extra = st.fixed_dictionaries({"metadata": _payload}, optional={"runtime": _pay
 @st.composite
 def run_ops(draw: st.DrawFn) -> list[RunOp]:
     post_fields = {
-        "id": str(RUN),
+        "id": RUN,
         "name": draw(st.sampled_from(["a", "b"])),
         "run_type": "chain",
         "start_time": "2026-01-01T00:00:00.000000+00:00",
@@ -94,7 +93,7 @@ def run_ops(draw: st.DrawFn) -> list[RunOp]:
         "session_name": "p",
     }
     patch_fields = {
-        "id": str(RUN),
+        "id": RUN,
         "end_time": "2026-01-01T00:00:01.000000+00:00",
         "outputs": draw(_payload),
         "extra": draw(_extra),

@@ -380,7 +380,7 @@ def test_invalid_spans_are_rejected_and_the_rest_kept() -> None:
 
 def test_ops_are_valid_run_ops() -> None:
     run = one({"langsmith.reference_example_id": str(uuid.UUID(int=9)), "langsmith.metadata.k": "v"})
-    op = RunOp("post", uuid.UUID(run["id"]), run)
+    op = RunOp("post", run["id"], run)
     assert normalise(op.kind, op.run_id, op.fields, "otlp").fields == run
     assert run["reference_example_id"] == str(uuid.UUID(int=9))
 

@@ -1,0 +1,36 @@
+"""Modules edited since they were compiled. setup.py builds the decode path with mypyc next to its sources, and
+Python loads an extension module before a source of the same name: an edit would not run until the next build
+(`make` rebuilds). Only a checkout is checked: an installed wheel's files all date from its installation."""
+
+from __future__ import annotations
+
+from importlib.machinery import EXTENSION_SUFFIXES
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("schemas", "storage", "ingest", "query", "tracehouse")
+
+
+def stale() -> list[str]:
+    """Compiled modules whose source is newer than the build, relative to the checkout. The code of all of them
+    is in one shared library (`<hash>__mypyc`), linked again by every build that changed any; the library each
+    module has beside its source only loads it, and is left as it was."""
+    suffix = EXTENSION_SUFFIXES[0]
+    libraries = list(ROOT.glob(f"*__mypyc{suffix}"))
+    if not libraries or not (ROOT / "setup.py").exists():
+        return []
+    built = max(library.stat().st_mtime for library in libraries)
+    sources = (
+        shim.with_name(shim.name.removesuffix(suffix) + ".py")
+        for package in PACKAGES
+        for shim in (ROOT / package).rglob(f"*{suffix}")
+    )
+    return sorted(str(s.relative_to(ROOT)) for s in sources if s.exists() and s.stat().st_mtime > built)
+
+
+def refusal() -> str | None:
+    """Why not to run this checkout, if it would run old code."""
+    edited = stale()
+    if not edited:
+        return None
+    return f"edited since they were compiled: {', '.join(edited)}; run `make` again (it rebuilds them)"
