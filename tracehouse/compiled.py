@@ -11,21 +11,21 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("schemas", "storage", "ingest", "query", "tracehouse")
 
 
-def stale() -> list[str]:
+def stale(root: Path = ROOT) -> list[str]:
     """Compiled modules whose source is newer than the build, relative to the checkout. The code of all of them
     is in one shared library (`<hash>__mypyc`), linked again by every build that changed any; the library each
     module has beside its source only loads it, and is left as it was."""
     suffix = EXTENSION_SUFFIXES[0]
-    libraries = list(ROOT.glob(f"*__mypyc{suffix}"))
-    if not libraries or not (ROOT / "setup.py").exists():
+    libraries = list(root.glob(f"*__mypyc{suffix}"))
+    if not libraries or not (root / "setup.py").exists():
         return []
     built = max(library.stat().st_mtime for library in libraries)
     sources = (
         shim.with_name(shim.name.removesuffix(suffix) + ".py")
         for package in PACKAGES
-        for shim in (ROOT / package).rglob(f"*{suffix}")
+        for shim in (root / package).rglob(f"*{suffix}")
     )
-    return sorted(str(s.relative_to(ROOT)) for s in sources if s.exists() and s.stat().st_mtime > built)
+    return sorted(str(s.relative_to(root)) for s in sources if s.exists() and s.stat().st_mtime > built)
 
 
 def refusal() -> str | None:

@@ -15,7 +15,7 @@ from ingest.flush import Flusher, FlushOptions, start_hints
 from schemas import jsonutil
 from schemas.runs import RunOp
 from storage import Storage
-from storage.runs import RunStore, id_sets, windows
+from storage.runs import RunStore, id_sets, windows, wire_types
 
 TENANT = uuid.UUID(int=0xF1)
 RUNS = 12_000  # more than two lookup chunks
@@ -53,6 +53,12 @@ def test_lookups_without_final_keep_the_newest_version(storage: Storage) -> None
     for run_id, version, deleted, state in rows:  # one insert each: versions in separate, unmerged parts
         RunStore(storage.clickhouse).insert_pending([[str(TENANT), run_id, state, version, deleted]])
     assert RunStore(storage.clickhouse).pending(TENANT, [a, b, c]) == {a: "a2", c: "c6"}
+
+
+def test_inserts_send_uuids_as_text(storage: Storage) -> None:
+    """Every UUID type, nested ones too, goes as its text; other columns keep the table's type."""
+    sent = wire_types(storage.clickhouse, "runs", ["id", "parent_run_id", "parent_run_ids", "name", "start_time"])
+    assert sent == ["String", "Nullable(String)", "Array(String)", "String", "DateTime64(6, 'UTC')"]
 
 
 def test_lookups_return_texts_exactly(storage: Storage) -> None:
