@@ -9,11 +9,13 @@ from typing import Any
 
 import msgpack
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ingest import derive, records
 from ingest.flush import Flusher, FlushOptions, start_hints
 from schemas import jsonutil
-from schemas.runs import RunOp
+from schemas.runs import EARLIEST_TIME, LATEST_TIME, RunOp
 from storage import Storage
 from storage.runs import RunStore, id_sets, windows, wire_types
 
@@ -143,6 +145,13 @@ def test_a_dotted_order_time_outside_the_stored_range_is_looked_up_by_id(storage
         assert rows == [("x", '{"ok":true}')]
     finally:
         flusher.close()
+
+
+@given(st.datetimes(min_value=EARLIEST_TIME.replace(tzinfo=None), max_value=LATEST_TIME.replace(tzinfo=None)))
+def test_segments_are_the_dotted_order_format(start: datetime) -> None:
+    run_id = str(uuid.UUID(int=9))
+    assert derive.segment(start, run_id) == f"{start:%Y%m%dT%H%M%S%fZ}{run_id}"
+    assert derive.segment_start(derive.segment(start, run_id), run_id) == start.replace(tzinfo=UTC)
 
 
 def test_start_hints() -> None:
