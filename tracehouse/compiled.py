@@ -13,8 +13,8 @@ PACKAGES = ("schemas", "storage", "ingest", "query", "tracehouse")
 
 def stale(root: Path = ROOT) -> list[str]:
     """Compiled modules whose source is newer than the build, relative to the checkout. The code of all of them
-    is in one shared library (`<hash>__mypyc`), linked again by every build that changed any; the library each
-    module has beside its source only loads it, and is left as it was."""
+    is in one shared library (`<hash>__mypyc`), which `make` links again at every build (`--force`); the library
+    each module has beside its source only loads it, and keeps its time when the code changes."""
     suffix = EXTENSION_SUFFIXES[0]
     libraries = list(root.glob(f"*__mypyc{suffix}"))
     if not libraries or not (root / "setup.py").exists():
