@@ -19,10 +19,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from ingest import fresh, records
+from ingest.derive import segment
 from ingest.otlp import conventions, ids
 from ingest.otlp.links import Child, TraceKey, TraceLinks
 from ingest.otlp.values import attributes, span_attributes
-from ingest.validate import checked_fields, shallow
+from ingest.validate import checked_fields, format_time, shallow
 from schemas import ApiError, jsonutil
 from schemas.runs import RunOp
 from storage.runs import from_ticks, ticks
@@ -110,14 +111,6 @@ class Mapped:
 
 def to_time(unix_nano: int) -> datetime:
     return from_ticks(unix_nano // 1000)
-
-
-def format_time(value: datetime) -> str:
-    return value.isoformat(timespec="microseconds")
-
-
-def segment(start: datetime, run_id: str) -> str:
-    return f"{start:%Y%m%dT%H%M%S%fZ}{run_id}"
 
 
 def map_request(
