@@ -72,7 +72,10 @@ def test_a_killed_worker_fails_its_request_only_and_is_replaced(pool: DecodePool
 def test_a_cancelled_caller_does_not_hand_its_reply_to_the_next(pool: DecodePool) -> None:
     async def scenario() -> None:
         abandoned = asyncio.ensure_future(pool.run(slow_echo, 1, 0.5))
-        await asyncio.sleep(0.1)  # let the call reach the worker
+        deadline = time.monotonic() + 10
+        while pool._idle is None or not pool._idle.empty():  # until the call has taken the worker
+            assert time.monotonic() < deadline, "the call never took the worker"
+            await asyncio.sleep(0.005)  # polling interval of a deadline-bounded wait
         abandoned.cancel()
         assert await asyncio.gather(*(pool.run(slow_echo, n, 0) for n in (2, 3))) == [2, 3]
 
