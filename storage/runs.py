@@ -77,22 +77,24 @@ PENDING_COLUMNS = ("tenant_id", "id", "state", "version", "is_deleted")
 
 
 _IDS_PER_QUERY = 5_000  # ClickHouse parses at most max_query_size (256 KiB) of SQL: ~6,900 ids in one literal
+_ESCAPED_NEWLINE = "\\n"  # between the ids' TSV rows, inside a SQL string literal
 _WINDOW_MARGIN = timedelta(seconds=1)  # around a start time hint: a dotted order's time may be rounded
 _MAX_WINDOWS = 64  # time ranges in one lookup; more are joined across their smallest gaps
 
 
 def id_sets(ids: Iterable[str]) -> Iterator[str]:
     """SQL subqueries that yield these canonical UUID texts, for `id IN …`, in chunks that fit one query.
-    One string literal split by the server parses in a third of the time of a tuple of 5,000 quoted UUIDs,
-    and the driver's parameter binding escapes every character in Python (both measured); canonical UUID
-    text needs no escaping, and anything else is refused."""
+    The ids travel as one string literal of TSV rows, read by the `format` table function: for 5,000 ids that
+    took 3.5 ms of the server, splitting a literal by commas 6.2, and a tuple of quoted UUIDs 12.5 (measured);
+    the driver's parameter binding escapes every character in Python. Canonical UUID text needs no escaping,
+    and anything else is refused."""
     ids = list(ids)
     for start in range(0, len(ids), _IDS_PER_QUERY):
         chunk = ids[start : start + _IDS_PER_QUERY]
         for run_id in chunk:
             if not CANONICAL_UUID.fullmatch(run_id):
                 raise ValueError(f"not a canonical UUID: {run_id!r:.80}")
-        yield f"(SELECT toUUID(arrayJoin(splitByChar(',', '{','.join(chunk)}'))))"
+        yield f"(SELECT id FROM format(TSV, 'id UUID', '{_ESCAPED_NEWLINE.join(chunk)}'))"
 
 
 def windows(starts: Iterable[datetime]) -> list[tuple[datetime, datetime]]:
@@ -193,7 +195,14 @@ class RunStore:
         return [dict(zip(_STATE_COLUMNS, row, strict=True)) for row in result.result_rows]
 
     def pending(self, tenant_id: uuid.UUID, ids: Iterable[str]) -> dict[str, str]:
-        """Parked patch-only states by run id (canonical UUID text)."""
+        """Parked patch-only states by run id (canonical UUID text). Patches are rarely parked, and the batcher
+        asks for every new run of a batch: a probe for any live row of the tenant (2 ms) spares the lookup by id
+        (7 ms per 5,000 ids, measured) when there is none. An older live version of a run whose newest one is a
+        tombstone only makes the probe say yes."""
+        ids = list(ids)
+        probe = "SELECT 1 FROM pending_runs WHERE tenant_id = {t:UUID} AND NOT is_deleted LIMIT 1"
+        if not ids or not self._ch.client().raw_query(probe, parameters={"t": tenant_id}, fmt="TSV"):
+            return {}
         return {run_id: state for run_id, (state,) in self._newest("pending_runs", ("state",), tenant_id, ids).items()}
 
     def _newest(

@@ -55,6 +55,9 @@ def test_lookups_without_final_keep_the_newest_version(storage: Storage) -> None
     for run_id, version, deleted, state in rows:  # one insert each: versions in separate, unmerged parts
         RunStore(storage.clickhouse).insert_pending([[str(TENANT), run_id, state, version, deleted]])
     assert RunStore(storage.clickhouse).pending(TENANT, [a, b, c]) == {a: "a2", c: "c6"}
+    assert RunStore(storage.clickhouse).pending(uuid.UUID(int=99), [a, b, c]) == {}, "another tenant parked none"
+    RunStore(storage.clickhouse).insert_pending([[str(TENANT), run_id, "gone", 9, 1] for run_id in (a, c)])
+    assert RunStore(storage.clickhouse).pending(TENANT, [a, b, c]) == {}, "every live version has a newer tombstone"
 
 
 def test_inserts_send_uuids_as_text(storage: Storage) -> None:
