@@ -121,6 +121,7 @@ class Flusher:
 
     def close(self) -> None:
         self._uploads.shutdown(wait=True)
+        self.runs.close()
 
     def __call__(self, batch: list[bytes]) -> None:
         """Store a batch at once: stage, write, settle."""
@@ -160,10 +161,11 @@ class Flusher:
         next batch must be staged after it is settled, to merge onto those children's new states."""
         return any(write.changed for _, write in staged.runs)
 
-    def write(self, staged: Staged) -> None:
-        """Upload and insert a staged batch: I/O only, so that it can run beside the staging of the next."""
+    def write(self, staged: Staged, concurrency: int = 1) -> None:
+        """Upload and insert a staged batch: I/O only, so that it can run beside the staging of the next. The
+        runs of a large batch are split into up to `concurrency` inserts at once (`RunStore.insert`)."""
         for _, write in staged.runs:
-            self._write(write)
+            self._write(write, concurrency)
         for tenant_id, items in staged.feedback.items():
             self.storage.feedback.ingest(tenant_id, items)
 
@@ -397,7 +399,7 @@ class Flusher:
             self.staged[(tenant, run_id)] = state
         return RunWrite(tenant, rows, pending_rows, uploads, finished, changed)
 
-    def _write(self, write: RunWrite) -> None:
+    def _write(self, write: RunWrite, concurrency: int = 1) -> None:
         if write.uploads:
             list(
                 self._uploads.map(
@@ -405,7 +407,7 @@ class Flusher:
                 )
             )
         self.runs.insert_pending(write.pending_rows)
-        self.runs.insert(write.rows, write.fresh_columns)
+        self.runs.insert(write.rows, write.fresh_columns, concurrency=concurrency)
 
     def _settle(self, write: RunWrite) -> None:
         """Written: the states move from staged to the cache (open runs only: a finished run expects no patch)."""

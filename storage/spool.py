@@ -60,6 +60,7 @@ class Spool:
         self._cond = threading.Condition()
         self._pending: list[tuple[bytes, Callable[[BaseException | None], None]]] = []  # record, "durable" callback
         self._pending_bytes = 0
+        self._last_append = time.monotonic()
         self._stopping = False
         self._checkpoint = self._read_checkpoint()
         self._end = self._recover()
@@ -148,6 +149,7 @@ class Spool:
                 raise ApiError(429, "too many requests waiting for the disk; retry later", retry_after=1)
             self._pending.append((payload, lambda error: loop.call_soon_threadsafe(_resolve, future, error)))
             self._pending_bytes += size
+            self._last_append = time.monotonic()
             self._cond.notify_all()
         return future
 
@@ -190,12 +192,17 @@ class Spool:
         with self._cond:
             return self._end
 
+    def quiet_for(self) -> float:
+        """Seconds since the last record was submitted."""
+        with self._cond:
+            return time.monotonic() - self._last_append
+
     def wait_for_data(self, timeout: float, since: Position | None = None) -> bool:
         """Whether there are records after `since` (default: the checkpoint), waiting up to `timeout` for some."""
         with self._cond:
-            if self._end == (since or self._checkpoint) and timeout > 0:
-                self._cond.wait(timeout)
-            return self._end != (since or self._checkpoint)
+            # The condition is also notified when a record is submitted, before it is written: only the end
+            # moving, or the timeout, ends the wait.
+            return self._cond.wait_for(lambda: self._end != (since or self._checkpoint), timeout)
 
     def read(
         self, *, max_records: int, max_bytes: int, since: Position | None = None

@@ -29,7 +29,7 @@ class Serial:
     def exclusive(self, staged: list[bytes]) -> bool:
         return False
 
-    def write(self, staged: list[bytes]) -> None:
+    def write(self, staged: list[bytes], concurrency: int = 1) -> None:
         self.fn(staged)
 
     def settle(self, staged: list[bytes]) -> None:
@@ -153,7 +153,7 @@ class Recording(Serial):
             self.b_staged.set()
         return records
 
-    def write(self, staged: list[bytes]) -> None:
+    def write(self, staged: list[bytes], concurrency: int = 1) -> None:
         if staged == [b"a"]:
             self.log.append("a written beside b's staging" if self.b_staged.wait(5) else "a written alone")
         if self.fail:
@@ -208,6 +208,28 @@ def test_a_burst_is_stored_once_records_stop_coming_not_a_busy_interval_later(tm
     finally:
         batcher.stop()
         spool.close()
+
+
+class Concurrency(Serial):
+    """Records how many inserts each write may run at once."""
+
+    def __init__(self) -> None:
+        super().__init__(lambda records: None)
+        self.seen: list[int] = []
+
+    def write(self, staged: list[bytes], concurrency: int = 1) -> None:
+        self.seen.append(concurrency)
+
+
+def test_a_batch_is_split_across_inserts_only_once_records_stopped_coming(tmp_path: Path) -> None:
+    flush = Concurrency()
+    spool = spool_with(tmp_path, b"a", b"b")
+    # The records came less than a minute ago: the burst may go on, a batch is one insert.
+    assert flush_one(Batcher(spool, flush, max_records=1, interval=60.0, quiet_concurrency=3))
+    # None came within `interval` (0 s): the burst is over, its backlog may use every core.
+    assert flush_one(Batcher(spool, flush, max_records=1, interval=0.0, quiet_concurrency=3))
+    assert flush.seen == [1, 3]
+    spool.close()
 
 
 async def append(spool: Spool, record: bytes) -> None:

@@ -18,6 +18,7 @@ from schemas import jsonutil
 from schemas.runs import EARLIEST_TIME, LATEST_TIME, RunOp
 from storage import Storage
 from storage.runs import RunStore, id_sets, windows, wire_types
+from tests.support import run_row
 
 TENANT = uuid.UUID(int=0xF1)
 RUNS = 12_000  # more than two lookup chunks
@@ -64,6 +65,32 @@ def test_inserts_send_uuids_as_text(storage: Storage) -> None:
     """Every UUID type, nested ones too, goes as its text; other columns keep the table's type."""
     sent = wire_types(storage.clickhouse, "runs", ["id", "parent_run_id", "parent_run_ids", "name", "start_time"])
     assert sent == ["String", "Nullable(String)", "Array(String)", "String", "DateTime64(6, 'UTC')"]
+
+
+def test_a_large_insert_is_split_into_concurrent_parts(storage: Storage) -> None:
+    """With `concurrency`, rows go in that many inserts at once (a part each), each of at least 5,000 rows."""
+    tenant = str(uuid.uuid4())
+    start = datetime(2026, 1, 2, tzinfo=UTC)
+    ids = [str(uuid.uuid4()) for _ in range(14_000)]
+    rows = [run_row(i, i, None, start, tenant_id=tenant, session_id=tenant) for i in ids]  # type: ignore[arg-type]
+    client = storage.clickhouse.client()
+
+    def parts() -> int:
+        return client.query("SELECT count() FROM system.parts WHERE table = 'runs' AND active").result_rows[0][0]
+
+    store = RunStore(storage.clickhouse)
+    client.command("SYSTEM STOP MERGES runs")
+    try:
+        before = parts()
+        store.insert(rows[:4_000], concurrency=2)
+        assert parts() == before + 1, "too few rows to split"
+        store.insert(rows[4_000:], concurrency=3)
+        assert parts() == before + 3, "10,000 rows: two parts of 5,000, not three"
+    finally:
+        client.command("SYSTEM START MERGES runs")
+        store.close()
+    stored = client.query("SELECT id FROM runs WHERE tenant_id = {t:UUID}", parameters={"t": tenant}).result_rows
+    assert sorted(str(row[0]) for row in stored) == sorted(ids)
 
 
 def test_lookups_return_texts_exactly(storage: Storage) -> None:
