@@ -83,7 +83,7 @@ class Batcher:
         A batch whose write starts after no record has arrived for `interval` is the backlog of a burst that is
         over: nothing else needs the cores, so it is written by up to `quiet_concurrency` inserts at once (the
         spool of 60,000 SDK runs drained at 24,700 runs/s instead of 18,700). Under load a batch is one insert:
-        splitting every one cost ClickHouse ~50% more CPU per run in merges (measured with tests/bench/otlp.py).
+        splitting every one cost 33-70% more ClickHouse CPU per run in merges (tests/bench/otlp.py, OTLP and SDK).
         `maintenance` runs on the batcher's thread every `maintenance_interval` seconds, with no batch being
         written (work that must not race the flushes)."""
         self.maintenance = maintenance
