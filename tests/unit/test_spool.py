@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -77,4 +79,22 @@ def test_full_spool_answers_503_with_retry_after(tmp_path: Path) -> None:
     assert error.value.status == 503 and error.value.retry_after
     assert read_all(spool) == [b"x" * 60]
     append_all(spool, [b"y" * 60])  # room again once flushed
+    spool.close()
+
+
+def test_a_wake_up_without_new_records_does_not_end_a_wait_for_data(tmp_path: Path) -> None:
+    """Submitting a record notifies the spool's condition before the record is written; the batcher took such a
+    wake-up for a quiet spool and ended a batch's growth early."""
+    spool = Spool(tmp_path, max_bytes=1 << 20)
+
+    def wake() -> None:
+        with spool._cond:  # what a submit does, without the write that follows it
+            spool._cond.notify_all()
+
+    waker = threading.Timer(0.05, wake)
+    waker.start()
+    started = time.monotonic()
+    assert spool.wait_for_data(0.5, spool.end) is False
+    assert time.monotonic() - started >= 0.45, "the wait lasted its timeout"
+    waker.join()
     spool.close()
