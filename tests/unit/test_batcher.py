@@ -7,9 +7,10 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 
-from storage.batcher import Batcher
+from storage.batcher import Batcher, _Writing
 from storage.spool import Spool
 from tests.support import wait_for
 
@@ -234,3 +235,17 @@ def test_a_batch_is_split_across_inserts_only_once_records_stopped_coming(tmp_pa
 
 async def append(spool: Spool, record: bytes) -> None:
     await spool.append(record)
+
+
+def test_maintenance_waits_for_the_write_in_progress_to_end_unless_long_overdue(tmp_path: Path) -> None:
+    spool = spool_with(tmp_path)
+    batcher = Batcher(spool, Serial(lambda records: None), maintenance=lambda: None, maintenance_interval=5.0)
+    assert not batcher._maintenance_due(4.0), "not yet due"
+    assert batcher._maintenance_due(5.0), "due, and nothing is being written"
+    write: Future[None] = Future()
+    batcher._writing = _Writing([], [], None, 0.0, write)
+    assert not batcher._maintenance_due(5.0), "would stop the next batch's staging until the write ends"
+    assert batcher._maintenance_due(20.0), "four intervals late: it waits for the write after all"
+    write.set_result(None)
+    assert batcher._maintenance_due(5.0), "the write is done: finishing it costs nothing"
+    spool.close()
