@@ -1,6 +1,6 @@
 """The `runs` storage layout: fresh stores get small granules and compression blocks and the text indexes the
 filter compiler queries, and a data directory created with the earlier layout (2,048-row granules, which cannot be
-ALTERed) still starts, gets the block sizes, and gets the runs it holds into `runs_by_start`."""
+ALTERed) still starts, gets the block sizes and payload codecs, and gets the runs it holds into `runs_by_start`."""
 
 from __future__ import annotations
 
@@ -23,10 +23,20 @@ def _runs_settings(storage: Storage) -> str:
     return engine.result_rows[0][0].split(" SETTINGS ", 1)[1]
 
 
+def _payload_codecs(storage: Storage) -> set[str]:
+    """The codecs of `runs`' payload columns (0090: ZSTD level 1)."""
+    codecs = storage.clickhouse.client().query(
+        "SELECT compression_codec FROM system.columns WHERE database = currentDatabase() AND table = 'runs' "
+        "AND name IN ('error', 'inputs', 'outputs', 'extra', 'events', 'serialized', 'inputs_kv', 'outputs_kv')"
+    )
+    return {codec for (codec,) in codecs.result_rows}
+
+
 def test_fresh_store_layout(tmp_path: Path) -> None:
     storage = _open(tmp_path)
     try:
         assert _runs_settings(storage) == f"index_granularity = 256, {BLOCKS}"
+        assert _payload_codecs(storage) == {"CODEC(ZSTD(1))"}
         indexes = storage.clickhouse.client().query(
             "SELECT name, expr FROM system.data_skipping_indices WHERE database = currentDatabase() AND table = 'runs'"
         )
@@ -62,6 +72,7 @@ def test_store_created_with_the_earlier_layout_starts(tmp_path: Path) -> None:
     storage = _open(tmp_path)
     try:
         assert _runs_settings(storage) == f"index_granularity = 2048, {BLOCKS}"
+        assert _payload_codecs(storage) == {"CODEC(ZSTD(1))"}  # 0001 wrote ZSTD(3)
         versions = storage.clickhouse.client().query("SELECT max(version) FROM schema_migrations FINAL")
         assert versions.result_rows[0][0] == migrations.load()[-1].version
         located = storage.clickhouse.client().query("SELECT tenant_id, start_time, id FROM runs_by_start")
