@@ -82,6 +82,8 @@ _IDS_PER_QUERY = 5_000  # ClickHouse parses at most max_query_size (256 KiB) of 
 _ESCAPED_NEWLINE = "\\n"  # between the ids' TSV rows, inside a SQL string literal
 _WINDOW_MARGIN = timedelta(seconds=1)  # around a start time hint: a dotted order's time may be rounded
 _MAX_WINDOWS = 64  # time ranges in one lookup; more are joined across their smallest gaps
+_EXCLUDE_ON_INSERT = "exclude_materialize_skip_indexes_on_insert"
+_MERGE_BUILT_INDEXES = ("idx_search", "idx_metadata_entries")  # the text indexes (migrations 0010, 0080)
 
 
 def id_sets(ids: Iterable[str]) -> Iterator[str]:
@@ -131,10 +133,22 @@ def wire_types(ch: ClickHouse, table: str, columns: Sequence[str]) -> list[str]:
     return [_UUID_TYPE.sub("String", described[column]) for column in columns]
 
 
+def insert_settings(ch: ClickHouse) -> dict[str, str]:
+    """Settings of every insert into `runs`: its text indexes are built by merges, not by the insert, on a
+    server that has the setting (ClickHouse 25.8 and later). A merge builds every index of the part it writes
+    anyway, so the insert's build was discarded at the part's first merge; it was ~30% of the insert thread's
+    time. Until then a search over that part reads it whole, which is correct and bounded by a batch
+    (`storage.batcher.MAX_BATCH_BYTES`). Measured on 100,000 OTLP spans in 10 inserts then merged into one
+    part: 36-38 against 51-55 µs per row inserting, 93-98 against 112-116 µs of CPU with the merges."""
+    known = ch.client().query("SELECT 1 FROM system.settings WHERE name = %(name)s", {"name": _EXCLUDE_ON_INSERT})
+    return {_EXCLUDE_ON_INSERT: ", ".join(_MERGE_BUILT_INDEXES)} if known.result_rows else {}
+
+
 class RunStore:
     def __init__(self, ch: ClickHouse) -> None:
         self._ch = ch
         self._types: list[str] | None = None  # of RUN_COLUMNS, once `runs` is migrated (`wire_types`)
+        self._settings: dict[str, str] = {}  # with `_types` (`insert_settings`)
         self._inserters: ThreadPoolExecutor | None = None  # for the parts of a split insert, once one is split
 
     def close(self) -> None:
@@ -156,6 +170,7 @@ class RunStore:
         if not count:
             return
         if self._types is None:
+            self._settings = insert_settings(self._ch)
             self._types = wire_types(self._ch, "runs", RUN_COLUMNS)
         parts = max(1, min(concurrency, count // _MIN_PART_ROWS))
         if parts == 1:
@@ -175,7 +190,12 @@ class RunStore:
 
     def _insert_columns(self, data: list[list[Any]]) -> None:
         self._ch.client().insert(
-            "runs", data, column_names=RUN_COLUMNS, column_type_names=self._types, column_oriented=True
+            "runs",
+            data,
+            column_names=RUN_COLUMNS,
+            column_type_names=self._types,
+            column_oriented=True,
+            settings=self._settings,
         )
 
     def insert_pending(self, rows: Sequence[Sequence[Any]]) -> None:

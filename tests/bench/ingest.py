@@ -33,7 +33,7 @@ import orjson
 import zstandard
 
 from storage import Storage
-from storage.runs import wire_types
+from storage.runs import insert_settings, wire_types
 from tests.support import Server
 
 BOUNDARY = uuid.uuid4().hex
@@ -241,21 +241,23 @@ def idle_server_cpu(data_dir: Path) -> float:
 
 
 def raw_insert_rate(data_dir: Path) -> tuple[float, int]:
-    """Insert the stored rows again into a copy of `runs` through clickhouse-connect, sending each column as
-    the ingest path does (`wire_types`): the ceiling for ingest."""
+    """Insert the stored rows again into a copy of `runs` through clickhouse-connect, sending each column and
+    setting as the ingest path does (`wire_types`, `insert_settings`): the ceiling for ingest."""
     storage = Storage.open(f"chdb://{data_dir / 'clickhouse'}", f"file://{data_dir / 'blobs'}")
     try:
         client = storage.clickhouse.client()
         client.command("CREATE TABLE IF NOT EXISTS runs_raw AS runs")
         columns = [c for c in client.query("SELECT * FROM runs LIMIT 0").column_names if c != "inserted_at"]
         types = wire_types(storage.clickhouse, "runs", columns)
+        settings = insert_settings(storage.clickhouse)
         selected = ", ".join(f"CAST({column} AS {type_})" for column, type_ in zip(columns, types, strict=True))
         rows = client.query(f"SELECT {selected} FROM runs").result_rows
         batch = 10_000
         blocks = [list(zip(*rows[i : i + batch], strict=True)) for i in range(0, len(rows), batch)]
         started = time.perf_counter()
+        sent = {"column_names": columns, "column_type_names": types, "column_oriented": True, "settings": settings}
         for block in blocks:
-            client.insert("runs_raw", block, column_names=columns, column_type_names=types, column_oriented=True)
+            client.insert("runs_raw", block, **sent)
         elapsed = time.perf_counter() - started
         count = client.query("SELECT count() FROM runs FINAL").result_rows[0][0]
         return len(rows) / elapsed, count

@@ -14,10 +14,11 @@ from hypothesis import strategies as st
 
 from ingest import derive, records
 from ingest.flush import Flusher, FlushOptions, start_hints
+from query.filter.compiler import SEARCH_SQL
 from schemas import jsonutil
 from schemas.runs import EARLIEST_TIME, LATEST_TIME, RunOp
 from storage import Storage
-from storage.runs import RunStore, id_sets, windows, wire_types
+from storage.runs import RUN_COLUMNS, RunStore, id_sets, windows, wire_types
 from tests.support import run_row
 
 TENANT = uuid.UUID(int=0xF1)
@@ -92,6 +93,42 @@ def test_a_large_insert_is_split_into_concurrent_parts(storage: Storage) -> None
         store.close()
     stored = client.query("SELECT id FROM runs WHERE tenant_id = {t:UUID}", parameters={"t": tenant}).result_rows
     assert sorted(str(row[0]) for row in stored) == sorted(ids)
+
+
+def test_text_indexes_are_built_by_merges_not_inserts(storage: Storage) -> None:
+    """An insert leaves out the text indexes, and a search still finds its runs, before the first merge of
+    their part (by reading it whole) and after it (by the index the merge built)."""
+    tenant = str(uuid.uuid4())
+    start = datetime(2025, 3, 4, tzinfo=UTC)  # a month of its own: one partition to merge
+    ids = [str(uuid.uuid4()) for _ in range(4)]
+    rows = [run_row(i, i, None, start, tenant_id=tenant, session_id=tenant, name="quokka zebra") for i in ids]  # type: ignore[arg-type]
+    client = storage.clickhouse.client()
+
+    def index_bytes(run_id: str) -> int:
+        query = (
+            "SELECT secondary_indices_uncompressed_bytes FROM system.parts WHERE active AND table = 'runs' "
+            "AND name = (SELECT any(_part) FROM runs WHERE tenant_id = {t:UUID} AND id = {id:String})"
+        )
+        return client.query(query, parameters={"t": tenant, "id": run_id}).result_rows[0][0]
+
+    def found() -> int:
+        query = f"SELECT count() FROM runs WHERE tenant_id = {{t:UUID}} AND hasAllTokens({SEARCH_SQL}, ['quokka'])"
+        return client.query(query, parameters={"t": tenant}).result_rows[0][0]
+
+    store = RunStore(storage.clickhouse)
+    client.command("SYSTEM STOP MERGES runs")
+    try:
+        store.insert(rows[:2])
+        types = wire_types(storage.clickhouse, "runs", RUN_COLUMNS)
+        client.insert("runs", rows[2:], column_names=RUN_COLUMNS, column_type_names=types)  # indexes built
+        assert index_bytes(ids[0]) < index_bytes(ids[2])
+        assert found() == 4
+    finally:
+        client.command("SYSTEM START MERGES runs")
+        store.close()
+    client.command("OPTIMIZE TABLE runs PARTITION 202503 FINAL")
+    assert index_bytes(ids[0]) == index_bytes(ids[2]) > 0
+    assert found() == 4
 
 
 def test_lookups_return_texts_exactly(storage: Storage) -> None:
