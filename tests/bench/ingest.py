@@ -126,14 +126,13 @@ def run_load(
     latencies: list[float] = []
     lock = threading.Lock()
     cursor = iter(range(len(bodies)))
+    address = urlsplit(url)
     cpu_before = resource.getrusage(resource.RUSAGE_SELF)
     started = time.perf_counter()
 
-    address = urlsplit(url)
-
     def client() -> None:
         # http.client rather than httpx: the load generator shares the server's two cores, and httpx cost
-        # ~1 ms of CPU per request (~10 µs per run) against ~0.1 ms.
+        # 0.95 ms of CPU per request (~10 µs per run) against 0.26 (measured with the line printed below).
         http = HTTPConnection(address.hostname, address.port, timeout=60)
         try:
             while True:
