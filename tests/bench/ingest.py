@@ -26,6 +26,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from http.client import HTTPConnection
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -127,7 +128,7 @@ def run_load(
     lock = threading.Lock()
     cursor = iter(range(len(bodies)))
     address = urlsplit(url)
-    cpu_before = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_before = self_cpu()
     started = time.perf_counter()
 
     def client() -> None:
@@ -161,8 +162,7 @@ def run_load(
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - started
-    cpu_after = resource.getrusage(resource.RUSAGE_SELF)
-    cpu = cpu_after.ru_utime + cpu_after.ru_stime - cpu_before.ru_utime - cpu_before.ru_stime
+    cpu = self_cpu() - cpu_before
     print(f"load generator: {cpu / len(bodies) * 1e3:.2f} ms of CPU per request ({cpu / elapsed:.2f} cores)")
     return elapsed, latencies
 
@@ -193,6 +193,12 @@ def until_stored(url: str, timeout: float = 120.0) -> float:
 
 def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[q - 1] * 1000 if len(values) > 1 else values[0] * 1000
+
+
+def self_cpu() -> float:
+    """CPU seconds of this process so far (all its threads)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def children_cpu() -> float:
@@ -239,27 +245,38 @@ def idle_server_cpu(data_dir: Path) -> float:
     return children_cpu() - before
 
 
+def stored_blocks(storage: Storage) -> tuple[list[list[tuple[Any, ...]]], dict[str, Any]]:
+    """The rows stored in `runs`, as 10,000-row column blocks, and the `insert` arguments that send each column
+    and setting as the ingest path does (`wire_types`, `insert_settings`)."""
+    client = storage.clickhouse.client()
+    columns = [c for c in client.query("SELECT * FROM runs LIMIT 0").column_names if c != "inserted_at"]
+    types = wire_types(storage.clickhouse, "runs", columns)
+    selected = ", ".join(f"CAST({column} AS {type_})" for column, type_ in zip(columns, types, strict=True))
+    rows = client.query(f"SELECT {selected} FROM runs").result_rows
+    blocks = [list(zip(*rows[i : i + 10_000], strict=True)) for i in range(0, len(rows), 10_000)]
+    sent = {
+        "column_names": columns,
+        "column_type_names": types,
+        "column_oriented": True,
+        "settings": insert_settings(storage.clickhouse),
+    }
+    return blocks, sent
+
+
 def raw_insert_rate(data_dir: Path) -> tuple[float, int]:
-    """Insert the stored rows again into a copy of `runs` through clickhouse-connect, sending each column and
-    setting as the ingest path does (`wire_types`, `insert_settings`): the ceiling for ingest."""
+    """Insert the stored rows again into a copy of `runs` through clickhouse-connect, as the ingest path sends
+    them (`stored_blocks`): the ceiling for ingest."""
     storage = Storage.open(f"chdb://{data_dir / 'clickhouse'}", f"file://{data_dir / 'blobs'}")
     try:
         client = storage.clickhouse.client()
         client.command("CREATE TABLE IF NOT EXISTS runs_raw AS runs")
-        columns = [c for c in client.query("SELECT * FROM runs LIMIT 0").column_names if c != "inserted_at"]
-        types = wire_types(storage.clickhouse, "runs", columns)
-        settings = insert_settings(storage.clickhouse)
-        selected = ", ".join(f"CAST({column} AS {type_})" for column, type_ in zip(columns, types, strict=True))
-        rows = client.query(f"SELECT {selected} FROM runs").result_rows
-        batch = 10_000
-        blocks = [list(zip(*rows[i : i + batch], strict=True)) for i in range(0, len(rows), batch)]
+        blocks, sent = stored_blocks(storage)
         started = time.perf_counter()
-        sent = {"column_names": columns, "column_type_names": types, "column_oriented": True, "settings": settings}
         for block in blocks:
             client.insert("runs_raw", block, **sent)
         elapsed = time.perf_counter() - started
         count = client.query("SELECT count() FROM runs FINAL").result_rows[0][0]
-        return len(rows) / elapsed, count
+        return sum(len(block[0]) for block in blocks) / elapsed, count
     finally:
         storage.close()
 

@@ -19,25 +19,18 @@ import argparse
 import gzip
 import random
 import re
-import resource
 import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 
 from storage import Storage
-from storage.runs import insert_settings, wire_types
-from tests.bench.ingest import run_load, until_stored
+from tests.bench.ingest import run_load, self_cpu, stored_blocks, until_stored
 from tests.bench.otlp import PROJECT, otlp_body
 from tests.support import Server
 
 VARIANTS = ("ingest", "indexes-at-insert", "zstd3", "lz4")
 _PAYLOAD_CODEC = "CODEC(ZSTD(1))"  # migration 0090's
-
-
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def _ddl(runs_ddl: str, table: str, variant: str) -> str:
@@ -68,32 +61,27 @@ def main() -> None:
             client = storage.clickhouse.client()
             runs_ddl = client.query("SHOW CREATE TABLE runs").result_rows[0][0]
             assert _PAYLOAD_CODEC in runs_ddl, "the payload codec changed: update the variants"
-            columns = [c for c in client.query("SELECT * FROM runs LIMIT 0").column_names if c != "inserted_at"]
-            types = wire_types(storage.clickhouse, "runs", columns)
-            selected = ", ".join(f"CAST({column} AS {type_})" for column, type_ in zip(columns, types, strict=True))
-            rows = client.query(f"SELECT {selected} FROM runs").result_rows
-            blocks = [list(zip(*rows[i : i + 10_000], strict=True)) for i in range(0, len(rows), 10_000)]
+            blocks, sent = stored_blocks(storage)
             results: dict[str, list[tuple[float, float, int]]] = defaultdict(list)
             for round_ in range(args.rounds):
                 for variant in VARIANTS if round_ % 2 == 0 else VARIANTS[::-1]:
                     table = f"runs_variant_{round_}"
                     client.command(_ddl(runs_ddl, table, variant))
-                    settings = {} if variant == "indexes-at-insert" else insert_settings(storage.clickhouse)
-                    sent = {"column_names": columns, "column_type_names": types, "column_oriented": True}
-                    cpu, started = _cpu(), time.perf_counter()
+                    settings = {} if variant == "indexes-at-insert" else sent["settings"]
+                    cpu, started = self_cpu(), time.perf_counter()
                     for block in blocks:
-                        client.insert(table, block, settings=settings, **sent)
+                        client.insert(table, block, **{**sent, "settings": settings})
                     inserting = time.perf_counter() - started
                     client.command(f"OPTIMIZE TABLE {table} FINAL")
                     size = client.query(
                         "SELECT sum(data_compressed_bytes) FROM system.parts WHERE active AND table = {t:String}",
                         parameters={"t": table},
                     ).result_rows[0][0]
-                    results[variant].append((inserting, _cpu() - cpu, size))
+                    results[variant].append((inserting, self_cpu() - cpu, size))
                     client.command(f"DROP TABLE {table} SYNC")
         finally:
             storage.close()
-    count = len(rows)
+    count = sum(len(block[0]) for block in blocks)
     print(f"{count:,} OTLP spans, {args.rounds} rounds, figures per row, each round's:")
     for variant in VARIANTS:
         runs = results[variant]
