@@ -14,11 +14,12 @@ from schemas import ApiError
 
 _BOUNDARY = re.compile(r'boundary="?([^";,]+)"?', re.IGNORECASE)
 _LENGTH_PARAM = re.compile(rb";\s*length=(\d+)", re.IGNORECASE)
-# The Python SDK's exact part header (protocol §4.3), matched in one go: the general header loop below was
-# 70% of splitting a request (measured 7 -> 2 µs per part); anything else takes the general path.
-_SDK_HEAD = re.compile(
-    rb'Content-Disposition: form-data; name="([^"\r\n]+)"\r\nContent-Type: ([!-:<-~]+)\r\nContent-Length: (\d+)'
-)
+# The Python SDK's exact part header (protocol §4.3), recognised by its fixed pieces: the general header loop
+# below was 70% of splitting a request (measured 7 -> 2 µs per part), and a regular expression that matched the
+# header in one go took 0.85 µs per part against 0.6 compiled. Anything else takes the general path.
+_SDK_DISPOSITION = b'Content-Disposition: form-data; name="'
+_SDK_TYPE = b'"\r\nContent-Type: '
+_SDK_LENGTH = b"\r\nContent-Length: "
 
 
 class Part(NamedTuple):  # a NamedTuple: a frozen dataclass's __init__ cost 4 µs per part
@@ -58,12 +59,9 @@ def split_parts(body: bytes, boundary: str) -> list[Part]:
 
 
 def _part(index: int, head: bytes, data: bytes) -> Part:
-    sdk = _SDK_HEAD.fullmatch(head)
+    sdk = _sdk_part(head, data)
     if sdk is not None:
-        sdk_name = sdk.group(1).decode("utf-8", "replace")
-        if int(sdk.group(3)) != len(data):
-            raise _length_mismatch(sdk_name, int(sdk.group(3)), len(data))
-        return Part(sdk_name, sdk.group(2).decode("latin-1"), data)
+        return sdk
     name: str | None = None
     content_type = "application/octet-stream"
     length: int | None = None
@@ -93,6 +91,33 @@ def _part(index: int, head: bytes, data: bytes) -> Part:
     if length is not None and length != len(data):
         raise _length_mismatch(name, length, len(data))
     return Part(name, content_type, data)
+
+
+def _sdk_part(head: bytes, data: bytes) -> Part | None:
+    """The part, when `head` is exactly the SDK's header with a plain name and content type (what the general
+    path reads the same way); else None."""
+    if not head.startswith(_SDK_DISPOSITION):
+        return None
+    name_end = head.find(b'"', len(_SDK_DISPOSITION))
+    if name_end <= len(_SDK_DISPOSITION) or not head.startswith(_SDK_TYPE, name_end):
+        return None
+    type_start = name_end + len(_SDK_TYPE)
+    type_end = head.find(b"\r", type_start)
+    if type_end <= type_start or not head.startswith(_SDK_LENGTH, type_end):
+        return None
+    raw_name, content_type = head[len(_SDK_DISPOSITION) : name_end], head[type_start:type_end]
+    length = head[type_end + len(_SDK_LENGTH) :]
+    if b"\n" in raw_name or not length.isdigit() or not _plain_type(content_type):
+        return None
+    name = raw_name.decode("utf-8", "replace")
+    if int(length) != len(data):
+        raise _length_mismatch(name, int(length), len(data))
+    return Part(name, content_type.decode("latin-1"), data)
+
+
+def _plain_type(content_type: bytes) -> bool:
+    """A content type without parameters or surrounding whitespace: what the general path keeps whole."""
+    return b";" not in content_type and content_type.strip() == content_type
 
 
 def _length_mismatch(name: str, declared: int, received: int) -> ApiError:

@@ -70,6 +70,23 @@ def test_a_declared_length_that_differs_from_the_part_is_rejected(headers: str) 
     assert (part.name, part.content_type, part.data) == (f"post.{RUN}.inputs", "application/json", data)
 
 
+@pytest.mark.parametrize(
+    ("head", "name", "content_type"),
+    [
+        ('name="a\rb"\r\nContent-Type: text/plain\r\nContent-Length: 2', "a\rb", "text/plain"),
+        ('name="x"\r\nContent-Type:  text/plain \r\nContent-Length: 2', "x", "text/plain"),
+        ('name="x"\r\nContent-Type: text/plain;length=2\r\nContent-Length: 2', "x", "text/plain"),
+        ('name="x"\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nX-Other: 1', "x", "text/plain"),
+        ('name="x"; filename="f.txt"\r\nContent-Type: text/plain\r\nContent-Length: 2', "x", "text/plain"),
+    ],
+)
+def test_headers_close_to_the_sdks_are_read_like_any_other(head: str, name: str, content_type: str) -> None:
+    """The SDK's exact header has a fast path; one that differs anywhere must read as the general path reads it."""
+    raw = f"--{B}\r\nContent-Disposition: form-data; {head}\r\n\r\nok\r\n--{B}--\r\n".encode()
+    (part,) = split_parts(raw, B)
+    assert (part.name, part.content_type, part.data) == (name, content_type, b"ok")
+
+
 def test_post_and_patch_in_one_body_keep_body_order_and_attachments() -> None:
     patch = (f"patch.{RUN}", b'{"end_time":"2024-01-01T00:00:01Z","session_id":null}', "application/json")
     data = body(
