@@ -8,7 +8,6 @@ The body is already in memory (size-bounded), so a streaming parser buys nothing
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
 
 from schemas import ApiError
 
@@ -22,10 +21,16 @@ _SDK_TYPE = b'"\r\nContent-Type: '
 _SDK_LENGTH = b"\r\nContent-Length: "
 
 
-class Part(NamedTuple):  # a NamedTuple: a frozen dataclass's __init__ cost 4 µs per part
-    name: str
-    content_type: str
-    data: bytes
+class Part:
+    """A plain class, which mypyc compiles to a native one: constructing a NamedTuple runs its `__new__` in the
+    interpreter (~0.3 µs per part), and a frozen dataclass's `__init__` cost 4 µs."""
+
+    __slots__ = ("content_type", "data", "name")
+
+    def __init__(self, name: str, content_type: str, data: bytes) -> None:
+        self.name = name
+        self.content_type = content_type
+        self.data = data
 
 
 def boundary_of(content_type: str) -> str:
@@ -110,8 +115,9 @@ def _sdk_part(head: bytes, data: bytes) -> Part | None:
     if b"\n" in raw_name or not length.isdigit() or not _plain_type(content_type):
         return None
     name = raw_name.decode("utf-8", "replace")
-    if int(length) != len(data):
-        raise _length_mismatch(name, int(length), len(data))
+    declared = int(length)
+    if declared != len(data):
+        raise _length_mismatch(name, declared, len(data))
     return Part(name, content_type.decode("latin-1"), data)
 
 
