@@ -60,7 +60,10 @@ def main() -> None:
         )
         rate, stored = raw_insert_rate(root)
         assert stored == runs, f"{stored} of {runs} runs stored"
-        print(f"raw ClickHouse insert of the same rows: {rate:,.0f} rows/s; drain = {runs / elapsed / rate:.0%} of raw")
+        print(
+            f"raw ClickHouse insert of the same rows (median): {rate:,.0f} rows/s; "
+            f"drain = {runs / elapsed / rate:.0%} of raw"
+        )
 
 
 if __name__ == "__main__":
