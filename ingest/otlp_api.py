@@ -3,19 +3,15 @@ pipeline as LangSmith runs. The app also serves it under `/api/v1/`, the path se
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from ingest import otlp, records
 from ingest.body import content_encoding, read_raw
 from ingest.otlp.worker import decode_spans
 from ingest.pipeline import Pipeline
 from ingest.workers import DecodePool
-from schemas import Tenant
-from schemas.tenancy import current_tenant
+from schemas.tenancy import tenant_of
 
-CurrentTenant = Annotated[Tenant, Depends(current_tenant)]
 _BODY = {
     "content": {
         "application/x-protobuf": {"schema": {"type": "string", "format": "binary"}},
@@ -36,7 +32,8 @@ def build_router(
         response_class=Response,
         openapi_extra={"requestBody": _BODY},
     )
-    async def export_traces(request: Request, tenant: CurrentTenant) -> Response:
+    async def export_traces(request: Request) -> Response:
+        tenant = tenant_of(request)
         encoding = otlp.encoding_of(request.headers.get("content-type"))
         body = await read_raw(request, max_bytes=max_body_bytes)
         project = request.headers.get("langsmith-project", "").strip() or None

@@ -12,7 +12,7 @@ from ingest.multipart import boundary_of
 from ingest.pipeline import Pipeline
 from ingest.workers import DecodePool
 from schemas import ApiError, Tenant, jsonutil
-from schemas.tenancy import current_tenant
+from schemas.tenancy import current_tenant, tenant_of
 
 CurrentTenant = Annotated[Tenant, Depends(current_tenant)]
 _RUN_BODY = {"content": {"application/json": {"schema": {"type": "object", "additionalProperties": True}}}}
@@ -36,7 +36,8 @@ def build_router(pipeline: Pipeline, decoder: DecodePool, *, max_body_bytes: int
     router = APIRouter(tags=["ingest"])
 
     @router.post("/runs/multipart", status_code=202, summary="Ingest runs, attachments and feedback (multipart)")
-    async def ingest_multipart(request: Request, tenant: CurrentTenant) -> JSONResponse:
+    async def ingest_multipart(request: Request) -> JSONResponse:
+        tenant = tenant_of(request)
         boundary = boundary_of(request.headers.get("content-type", ""))
         body = await read_raw(request, max_bytes=max_body_bytes)
         record, runs, feedback = await decoder.run(
@@ -51,7 +52,8 @@ def build_router(pipeline: Pipeline, decoder: DecodePool, *, max_body_bytes: int
         summary="Ingest posts and patches as JSON",
         openapi_extra={"requestBody": _RUN_BODY},
     )
-    async def ingest_batch(request: Request, tenant: CurrentTenant) -> JSONResponse:
+    async def ingest_batch(request: Request) -> JSONResponse:
+        tenant = tenant_of(request)
         body = await read_raw(request, max_bytes=max_body_bytes)
         record, runs, _ = await decoder.run(
             workers.batch_record, body, content_encoding(request), tenant.id, max_body_bytes
