@@ -19,6 +19,7 @@ _LENGTH_PARAM = re.compile(rb";\s*length=(\d+)", re.IGNORECASE)
 _SDK_DISPOSITION = b'Content-Disposition: form-data; name="'
 _SDK_TYPE = b'"\r\nContent-Type: '
 _SDK_LENGTH = b"\r\nContent-Length: "
+_JSON = b"application/json"
 
 
 class Part:
@@ -112,18 +113,25 @@ def _sdk_part(head: bytes, data: bytes) -> Part | None:
         return None
     raw_name, content_type = head[len(_SDK_DISPOSITION) : name_end], head[type_start:type_end]
     length = head[type_end + len(_SDK_LENGTH) :]
-    if b"\n" in raw_name or not length.isdigit() or not _plain_type(content_type):
+    # find(), not `in`: bytes' `in` first tries its operand as an int and formats the error it then drops (~0.4 µs)
+    if raw_name.find(b"\n") >= 0 or not length.isdigit():
+        return None
+    if content_type == _JSON:  # the SDK's type of every part but attachments
+        type_text = "application/json"
+    elif _plain_type(content_type):
+        type_text = content_type.decode("latin-1")
+    else:
         return None
     name = raw_name.decode("utf-8", "replace")
     declared = int(length)
     if declared != len(data):
         raise _length_mismatch(name, declared, len(data))
-    return Part(name, content_type.decode("latin-1"), data)
+    return Part(name, type_text, data)
 
 
 def _plain_type(content_type: bytes) -> bool:
     """A content type without parameters or surrounding whitespace: what the general path keeps whole."""
-    return b";" not in content_type and content_type.strip() == content_type
+    return content_type.find(b";") < 0 and content_type.strip() == content_type
 
 
 def _length_mismatch(name: str, declared: int, received: int) -> ApiError:

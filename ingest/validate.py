@@ -94,7 +94,8 @@ def normalise(kind: OpKind, run_id: Any, fields: dict[str, Any], part: str, *, d
     if given is None and kind == "post":
         given = str(uuid.uuid4())  # LangSmith's RunCreate makes the id optional: the server picks one
     rid_text = uuid_text(given, part, "id")
-    if fields.get("id") is not None and uuid_text(fields["id"], part, "id") != rid_text:
+    body_id = fields.get("id")
+    if body_id is not None and body_id != rid_text and uuid_text(body_id, part, "id") != rid_text:
         raise invalid(part, "id", f"does not match the run id {rid_text} in the part name or path")
     out: dict[str, Any] = {"id": rid_text}
     out.update(checked_fields(fields, part, depth_checked=depth_checked))
@@ -105,7 +106,7 @@ def normalise(kind: OpKind, run_id: Any, fields: dict[str, Any], part: str, *, d
         if "start_time" not in out:  # not setdefault: formatting the time is ~1 µs, and clients send one
             out["start_time"] = format_time(datetime.now(UTC))
     if "dotted_order" in out:
-        _check_dotted_order(out["dotted_order"], rid_text, part)
+        _check_dotted_order(out["dotted_order"], rid_text, part, (out.get("trace_id"), out.get("parent_run_id")))
     return RunOp(kind=kind, run_id=rid_text, fields=out)
 
 
@@ -154,12 +155,15 @@ def _check_nesting(value: Any, part: str, field: str) -> None:
         raise invalid(part, field, f"is nested deeper than {MAX_NESTING} levels")
 
 
-def _check_dotted_order(dotted_order: str, run_id: str, part: str) -> None:
-    """Segments `YYYYMMDDTHHMMSSffffffZ<uuid>`, root first; the last one is this run (protocol §5.3)."""
+def _check_dotted_order(dotted_order: str, run_id: str, part: str, checked: tuple[str | None, ...]) -> None:
+    """Segments `YYYYMMDDTHHMMSSffffffZ<uuid>`, root first; the last one is this run (protocol §5.3). A segment
+    naming the run, its trace or its parent (`checked`: UUIDs already validated) is not parsed again."""
     segments = dotted_order.split(".")
     for segment in segments:
         if len(segment) < 23 or segment[21] != "Z" or not segment[:8].isdigit():
             raise invalid(part, "dotted_order", f"has a malformed segment {segment[:80]!r}")
-        last = uuid_text(segment[22:], part, "dotted_order")
+        last = segment[22:]
+        if last != run_id and last not in checked:
+            last = uuid_text(last, part, "dotted_order")
     if last != run_id:
         raise invalid(part, "dotted_order", "must end with the run's own id")
