@@ -58,11 +58,11 @@ def main() -> None:
             f"drained {runs:,} runs in {elapsed:.2f}s: {runs / elapsed:,.0f} runs/s, "
             f"{cpu / runs * 1e6:.0f} µs of CPU per run ({cpu / elapsed:.2f} cores busy)"
         )
-        rate, stored = raw_insert_rate(root)
-        assert stored == runs, f"{stored} of {runs} runs stored"
+        raw = raw_insert_rate(root)
+        assert raw.stored == runs, f"{raw.stored} of {runs} runs stored"
         print(
-            f"raw ClickHouse insert of the same rows (median): {rate:,.0f} rows/s; "
-            f"drain = {runs / elapsed / rate:.0%} of raw"
+            f"raw ClickHouse insert of the same rows (median): {raw.rate:,.0f} rows/s, {raw.cpu:.1f} µs of CPU per "
+            f"row; drain = {runs / elapsed / raw.rate:.0%} of raw, its CPU per run {cpu / runs * 1e6 / raw.cpu:.1f}x"
         )
 
 
