@@ -1,9 +1,9 @@
 """LangSmith ingest endpoints (protocol §4, §6.1, §6.2). Each decodes and validates the whole request, spools
 it, and answers 202 once it is durable; nothing is stored from a request that has a bad part."""
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from ingest import decode, workers
@@ -11,10 +11,9 @@ from ingest.body import content_encoding, read_body, read_raw
 from ingest.multipart import boundary_of
 from ingest.pipeline import Pipeline
 from ingest.workers import DecodePool
-from schemas import ApiError, Tenant, jsonutil
-from schemas.tenancy import current_tenant, tenant_of
+from schemas import ApiError, jsonutil
+from schemas.tenancy import tenant_of
 
-CurrentTenant = Annotated[Tenant, Depends(current_tenant)]
 _RUN_BODY = {"content": {"application/json": {"schema": {"type": "object", "additionalProperties": True}}}}
 
 
@@ -62,7 +61,8 @@ def build_router(pipeline: Pipeline, decoder: DecodePool, *, max_body_bytes: int
         return _accepted(runs)
 
     @router.post("/runs", status_code=202, summary="Create one run", openapi_extra={"requestBody": _RUN_BODY})
-    async def create_run(request: Request, tenant: CurrentTenant) -> JSONResponse:
+    async def create_run(request: Request) -> JSONResponse:
+        tenant = tenant_of(request)
         run = _json_object(await read_body(request, max_bytes=max_body_bytes))
         op = decode.from_run("post", run.get("id"), run, "body")
         await pipeline.submit(tenant, [op])
@@ -74,7 +74,8 @@ def build_router(pipeline: Pipeline, decoder: DecodePool, *, max_body_bytes: int
         summary="Update one run (nulls mean unchanged)",
         openapi_extra={"requestBody": _RUN_BODY},
     )
-    async def update_run(run_id: str, request: Request, tenant: CurrentTenant) -> JSONResponse:
+    async def update_run(run_id: str, request: Request) -> JSONResponse:
+        tenant = tenant_of(request)
         run = _json_object(await read_body(request, max_bytes=max_body_bytes))
         await pipeline.submit(tenant, [decode.from_run("patch", decode.path_run_id(run_id), run, "body")])
         return _accepted(1)
