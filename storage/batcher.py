@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 # Spooled bytes per batch, the default of every layer that configures it: larger parts cost ClickHouse less (see
 # docs/sizing.md), and a batch being staged holds about this much in memory.
 MAX_BATCH_BYTES = 64 * 1024 * 1024
+# A silence of this many mean gaps between records ends a burst (`Batcher._quiet_gap`). Arrivals at random leave
+# a gap that long about once in 3,000 (e^-8), and such a false end only cuts one batch short.
+_QUIET_GAPS = 8
+_MIN_QUIET = 0.02
 
 
 class Flush(Protocol):
@@ -78,11 +82,12 @@ class Batcher:
         """`interval` bounds the delay from ack to storage at low load; after a batch of at least `busy_bytes`
         (under load), the next one waits `busy_interval` instead: a batch four times larger cost ~25% less CPU
         per run, most of it ClickHouse merging fewer, larger parts (measured). The wait ends early when no record
-        has arrived for `interval`: the burst is over, and waiting longer would only delay what it spooled.
+        has arrived for a while (`_quiet_gap`): the burst is over, and waiting longer would only delay what it
+        spooled.
         `max_records`/`max_bytes` bound one batch (records are requests, so one record may carry many runs).
-        A batch whose write starts after no record has arrived for `interval` is the backlog of a burst that is
-        over: nothing else needs the cores, so it is written by up to `quiet_concurrency` inserts at once (the
-        spool of 60,000 SDK runs drained at 24,700 runs/s instead of 18,700). Under load a batch is one insert:
+        A batch whose write starts once the burst is over is its backlog: nothing else needs the cores, so it is
+        written by up to `quiet_concurrency` inserts at once (the spool of 60,000 SDK runs drained at 24,700
+        runs/s instead of 18,700). Under load a batch is one insert:
         splitting every one cost 33-70% more ClickHouse CPU per run in merges (tests/bench/otlp.py, OTLP and SDK).
         `maintenance` runs on the batcher's thread about every `maintenance_interval` seconds, with no batch
         being written (work that must not race the flushes; see `_maintenance_due`)."""
@@ -101,6 +106,8 @@ class Batcher:
         self.healthy = True
         self.last_error: str | None = None
         self._writing: _Writing | None = None  # the batch on the writer thread; the spool is read after it
+        self._counted_from = (time.monotonic(), spool.appended())  # when the last batch started, records by then
+        self._quiet = interval  # the silence that ends a burst, as of the last batch's start (`_quiet_gap`)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-writer")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="batcher", daemon=True)
@@ -132,7 +139,9 @@ class Batcher:
             remaining = (self.busy_interval if busy else self.interval) - (time.monotonic() - last_start)
             if not full and remaining > 0:
                 self._let_batch_grow(remaining)
+            self._quiet = self._quiet_gap()
             last_start = time.monotonic()
+            self._counted_from = (last_start, self.spool.appended())
             ok, full = self.drain_once()
             busy = self.last_batch_bytes >= self.busy_bytes
             if ok:
@@ -150,12 +159,24 @@ class Batcher:
         return self._writing is None or self._writing.done.done() or since_last >= 4 * self.maintenance_interval
 
     def _let_batch_grow(self, seconds: float) -> None:
-        """Wait up to `seconds` while records keep arriving, at most `interval` apart."""
+        """Wait up to `seconds` while records keep arriving, no further apart than `_quiet_gap`."""
         deadline = time.monotonic() + seconds
         while not self._stop.is_set():
             left = deadline - time.monotonic()
-            if left <= 0 or not self.spool.wait_for_data(min(self.interval, left), self.spool.end):
+            if left <= 0 or not self.spool.wait_for_data(min(self._quiet_gap(), left), self.spool.end):
                 return
+
+    def _quiet_gap(self) -> float:
+        """How long without a record means a burst is over: `_QUIET_GAPS` times the mean gap between the records
+        submitted since the last batch started, within [`_MIN_QUIET`, `interval`]. Under load the next record
+        comes within milliseconds, so a silence of `interval` was mostly waiting: 0.25 of the 0.6 s between the
+        last ack of tests/bench/ingest.py and its runs being stored. At a low rate it is `interval`."""
+        started, appended = self._counted_from
+        arrived = self.spool.appended() - appended
+        if not arrived:
+            return self.interval
+        mean_gap = (time.monotonic() - started) / arrived
+        return min(self.interval, max(_MIN_QUIET, _QUIET_GAPS * mean_gap))
 
     @property
     def _read_from(self) -> Position | None:
@@ -181,7 +202,7 @@ class Batcher:
         if not records:
             return True, False
         # Decided once the batch before is written, when its own write starts.
-        concurrency = self.quiet_concurrency if self.spool.quiet_for() >= self.interval else 1
+        concurrency = self.quiet_concurrency if self.spool.quiet_for() >= self._quiet else 1
         if error is None and not self.flush.exclusive(staged):
             done = self._writer.submit(self.flush.write, staged, concurrency)
             self._writing = _Writing(records, ends, staged, started, done)

@@ -61,6 +61,7 @@ class Spool:
         self._pending: list[tuple[bytes, Callable[[BaseException | None], None]]] = []  # record, "durable" callback
         self._pending_bytes = 0
         self._last_append = time.monotonic()
+        self._appended = 0  # records submitted since start
         self._stopping = False
         self._checkpoint = self._read_checkpoint()
         self._end = self._recover()
@@ -150,6 +151,7 @@ class Spool:
             self._pending.append((payload, lambda error: loop.call_soon_threadsafe(_resolve, future, error)))
             self._pending_bytes += size
             self._last_append = time.monotonic()
+            self._appended += 1
             self._cond.notify_all()
         return future
 
@@ -196,6 +198,11 @@ class Spool:
         """Seconds since the last record was submitted."""
         with self._cond:
             return time.monotonic() - self._last_append
+
+    def appended(self) -> int:
+        """Records submitted since the spool was opened."""
+        with self._cond:
+            return self._appended
 
     def wait_for_data(self, timeout: float, since: Position | None = None) -> bool:
         """Whether there are records after `since` (default: the checkpoint), waiting up to `timeout` for some."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
@@ -209,6 +210,19 @@ def test_a_burst_is_stored_once_records_stop_coming_not_a_busy_interval_later(tm
     finally:
         batcher.stop()
         spool.close()
+
+
+def test_a_burst_ends_after_a_silence_of_a_few_of_its_gaps_not_a_whole_interval(tmp_path: Path) -> None:
+    spool = spool_with(tmp_path, *[b"r"] * 50)
+    batcher = Batcher(spool, Serial(lambda records: None), interval=1.0)
+    now = time.monotonic()
+    batcher._counted_from = (now - 0.1, 0)  # 50 records in 0.1 s: a gap of 2 ms
+    assert 0.02 <= batcher._quiet_gap() < 0.05
+    batcher._counted_from = (now - 10.0, 0)  # 50 records in 10 s: a gap of 0.2 s, 8 of which exceed `interval`
+    assert batcher._quiet_gap() == 1.0
+    batcher._counted_from = (now, spool.appended())  # none since the last batch: nothing to measure a gap by
+    assert batcher._quiet_gap() == 1.0
+    spool.close()
 
 
 class Concurrency(Serial):
