@@ -83,7 +83,7 @@ class RunWrite:
     uploads: list[Upload]
     finished: dict[str, dict[str, Any]]  # the states written, for the cache
     changed: list[dict[str, Any]]  # stored runs whose dotted order changed: their children must follow
-    fresh_columns: list[list[Any]] | None = None  # rows of presumed-new runs, RUN_COLUMNS order
+    fresh_rows: list[bytes] = field(default_factory=list)  # of presumed-new runs, packed (`fresh.insert_rows`)
     fresh_runs: dict[str, FreshRun] = field(default_factory=dict)  # their states, for the cache
 
 
@@ -293,7 +293,7 @@ class Flusher:
             if parent is not None and parent not in chosen and parent not in write.finished:
                 self.awaited.put((tenant, parent), True)  # its children must follow it later
         write.fresh_runs = fresh_runs
-        write.fresh_columns = fresh.columns(part.blocks, tenant, time.time_ns())
+        write.fresh_rows = fresh.insert_rows(part.blocks, tenant, time.time_ns())
         return write
 
     def _stage_fresh(self, tenant_id: uuid.UUID, chosen: dict[str, tuple[FreshBlock, int]]) -> dict[str, FreshRun]:
@@ -407,7 +407,7 @@ class Flusher:
                 )
             )
         self.runs.insert_pending(write.pending_rows)
-        self.runs.insert(write.rows, write.fresh_columns, concurrency=concurrency)
+        self.runs.insert(write.rows, write.fresh_rows, concurrency=concurrency)
 
     def _settle(self, write: RunWrite) -> None:
         """Written: the states move from staged to the cache (open runs only: a finished run expects no patch)."""
@@ -422,7 +422,7 @@ class Flusher:
             if run.ended:
                 self.cache.drop((write.tenant, run_id))
             else:
-                self.cache.put((write.tenant, run_id), run.detached())
+                self.cache.put((write.tenant, run_id), run)
 
     def _unstage(self, write: RunWrite) -> None:
         """Drop these states from the staged ones, unless a later batch staged a newer state of the run."""

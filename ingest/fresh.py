@@ -8,6 +8,10 @@ either not in the batch or presumed new too with a dotted order this one extends
 otherwise it rebuilds the post from the row (`FreshBlock.op`) and merges it like any other op. The batcher's
 thread, which every run passes through holding the GIL, then stages such a run in ~18 µs (its storage lookup
 included) instead of ~50 (decode, merge, derive, row), measured on tests/bench/ingest.py's requests.
+
+The rows travel packed for the insert (`storage.runs.pack_rows`), with what the batcher decides on beside them
+(ids, parents, dotted orders, start times). The server process joins them into its insert as bytes, and unpacks
+one only when something reads the run's state or the presumption failed.
 """
 
 from __future__ import annotations
@@ -18,26 +22,28 @@ from datetime import datetime
 from typing import Any
 
 from ingest import derive, merge
-from ingest.rows import EMPTY_TEXTS, TEXT_COLUMNS, run_row, state_from_row
+from ingest.rows import EMPTY_TEXTS, OFFLOADED, run_row, state_from_row
 from ingest.validate import format_time
 from schemas import jsonutil
 from schemas.runs import RunOp
 from storage.blobs import BlobStore
-from storage.runs import RUN_COLUMNS, from_ticks
+from storage.runs import RUN_COLUMNS, from_ticks, pack_rows, unpack_row
 
-SERVER_COLUMNS = ("tenant_id", "session_id", "ttl_days", "version", "is_deleted")  # the batcher fills these
-COLUMNS = tuple(c for c in RUN_COLUMNS if c not in SERVER_COLUMNS)
+# The batcher fills the first two and the last three: a packed row is joined between them (`insert_rows`).
+LEADING, TRAILING = ("tenant_id", "session_id"), ("ttl_days", "version", "is_deleted")
+if RUN_COLUMNS[: len(LEADING)] != LEADING or RUN_COLUMNS[-len(TRAILING) :] != TRAILING:
+    raise RuntimeError(f"storage.runs.RUN_COLUMNS must start with {LEADING} and end with {TRAILING}")
+COLUMNS = RUN_COLUMNS[len(LEADING) : -len(TRAILING)]
 _AT = {c: i for i, c in enumerate(COLUMNS)}
-_KEPT = tuple(i for i, c in enumerate(RUN_COLUMNS) if c not in SERVER_COLUMNS)
-_TENANT, _SESSION, _TTL, _VERSION, _DELETED = (RUN_COLUMNS.index(c) for c in SERVER_COLUMNS)
 PAYLOADS = ("inputs", "outputs", "extra", "events", "serialized")  # the JSON fields a row stores as text
 _NULLABLE = frozenset({"outputs", "serialized"})
 
 
 def split(ops: list[RunOp]) -> tuple[list[RunOp], dict[str, Any] | None]:
-    """(the ops to spool, the presumed-new rows). The rows: `columns`, their COLUMNS; `sessions`, each one's
-    [session_id, session_name] as sent; `text_bytes`, each one's largest payload text (the batcher offloads
-    larger ones itself, so it merges those)."""
+    """(the ops to spool, the presumed-new rows). The rows: `rows`, each one's COLUMNS packed (`pack_rows`);
+    beside them what the batcher decides on: `ids`, `parents`, `dotted`, `starts` (ticks), `ended`; `sessions`,
+    each one's [session_id, session_name] as sent; `text_bytes`, each one's largest payload text (the batcher
+    offloads larger ones itself, so it merges those)."""
     per_run = Counter(op.run_id for op in ops)
     rest: list[RunOp] = []
     rows: list[list[Any]] = []
@@ -58,14 +64,19 @@ def split(ops: list[RunOp]) -> tuple[list[RunOp], dict[str, Any] | None]:
         state["_session"] = ""
         start = datetime.fromisoformat(state["start_time"])
         _, _, ancestors = derive.ancestry(state, None, start)
-        rows.append(run_row("", state, start, ancestors, "", [], 0, 0, None, op.texts))
+        rows.append(run_row("", state, start, ancestors, "", [], 0, 0, None, op.texts)[len(LEADING) : -len(TRAILING)])
         sessions.append([fields.get("session_id"), fields.get("session_name")])
     if not rows:
         return rest, None
     return rest, {
-        "columns": [[row[i] for row in rows] for i in _KEPT],
+        "rows": pack_rows(rows),
+        "ids": [row[_AT["id"]] for row in rows],
+        "parents": [row[_AT["parent_run_id"]] for row in rows],
+        "dotted": [row[_AT["dotted_order"]] for row in rows],
+        "starts": [row[_AT["start_time"]] for row in rows],
+        "ended": [row[_AT["end_time"]] is not None for row in rows],
         "sessions": sessions,
-        "text_bytes": [max(len(row[i] or b"") for i in TEXT_COLUMNS) for row in rows],
+        "text_bytes": [max(len(row[_AT[name]] or b"") for name in OFFLOADED) for row in rows],
     }
 
 
@@ -80,22 +91,13 @@ class FreshRun:
     from the row only when something reads it (a patch, a child that needs its parent), as it would be read
     back from storage."""
 
-    columns: list[list[Any]]  # its block's COLUMNS (not copied while staged: most runs are never read)
-    row: int
+    row: bytes  # its COLUMNS, packed
+    ended: bool
     session: str
     ttl_days: int
 
-    @property
-    def ended(self) -> bool:
-        return self.columns[_AT["end_time"]][self.row] is not None
-
-    def detached(self) -> FreshRun:
-        """The run with its own row only, to be cached: a cached run must not keep its whole block in memory
-        (a long-running parent among finished children would hold 100 rows per cached run)."""
-        return FreshRun([[column[self.row]] for column in self.columns], 0, self.session, self.ttl_days)
-
     def state(self, blobs: BlobStore) -> dict[str, Any]:
-        row = _values(self.columns, self.row)
+        row = _values(self.row)
         row.update(session_id=self.session, ttl_days=self.ttl_days, start_time=from_ticks(row["start_time"]))
         if row["end_time"] is not None:
             row["end_time"] = from_ticks(row["end_time"])
@@ -104,10 +106,15 @@ class FreshRun:
 
 @dataclass(slots=True)
 class FreshBlock:
-    """One record's presumed-new rows as the batcher reads them, and what it decides for each."""
+    """One record's presumed-new rows as the batcher reads them (`split`), and what it decides for each."""
 
     seq: int  # the record's place in its batch
-    columns: list[list[Any]]  # COLUMNS
+    rows: list[bytes]
+    ids: list[str]
+    parents: list[str | None]
+    dotted_orders: list[str]
+    starts: list[int]
+    ended: list[bool]
     sessions: list[list[Any]]
     text_bytes: list[int]
     keep: list[bool]  # stored as built (else its post is merged)
@@ -115,29 +122,39 @@ class FreshBlock:
 
     @classmethod
     def of(cls, seq: int, found: dict[str, Any]) -> FreshBlock:
-        rows = len(found["sessions"])
-        return cls(seq, found["columns"], found["sessions"], found["text_bytes"], [True] * rows, [("", 0)] * rows)
-
-    @property
-    def ids(self) -> list[str]:
-        return self.columns[_AT["id"]]
+        if "columns" in found:
+            found = _from_columns(found)
+        count = len(found["rows"])
+        return cls(
+            seq,
+            found["rows"],
+            found["ids"],
+            found["parents"],
+            found["dotted"],
+            found["starts"],
+            found["ended"],
+            found["sessions"],
+            found["text_bytes"],
+            [True] * count,
+            [("", 0)] * count,
+        )
 
     def parent(self, row: int) -> str | None:
-        return self.columns[_AT["parent_run_id"]][row]
+        return self.parents[row]
 
     def dotted(self, row: int) -> str:
-        return self.columns[_AT["dotted_order"]][row]
+        return self.dotted_orders[row]
 
     def start(self, row: int) -> datetime:
-        return from_ticks(self.columns[_AT["start_time"]][row])
+        return from_ticks(self.starts[row])
 
     def run(self, row: int) -> FreshRun:
-        return FreshRun(self.columns, row, *self.placed[row])
+        return FreshRun(self.rows[row], self.ended[row], *self.placed[row])
 
     def op(self, row: int) -> RunOp:
         """The post this row was built from, for merging it after all: every field a post may carry is in the
         row, a payload left at its empty default standing for an absent one (which merges the same)."""
-        values = _values(self.columns, row)
+        values = _values(self.rows[row])
         fields: dict[str, Any] = {
             "id": values["id"],
             "name": values["name"],
@@ -162,8 +179,22 @@ class FreshBlock:
         return RunOp("post", values["id"], fields)
 
 
-def _values(columns: list[list[Any]], row: int) -> dict[str, Any]:
-    return {name: column[row] for name, column in zip(COLUMNS, columns, strict=True)}
+def _from_columns(found: dict[str, Any]) -> dict[str, Any]:
+    """Rows spooled as COLUMNS lists (before they travelled packed), in `split`'s form."""
+    columns = found["columns"]
+    return {
+        **found,
+        "rows": pack_rows(zip(*columns, strict=True)),
+        "ids": columns[_AT["id"]],
+        "parents": columns[_AT["parent_run_id"]],
+        "dotted": columns[_AT["dotted_order"]],
+        "starts": columns[_AT["start_time"]],
+        "ended": [end is not None for end in columns[_AT["end_time"]]],
+    }
+
+
+def _values(row: bytes) -> dict[str, Any]:
+    return dict(zip(COLUMNS, unpack_row(row, len(COLUMNS)), strict=True))
 
 
 def orphaned(block: FreshBlock, row: int, chosen: dict[str, tuple[FreshBlock, int]], out: set[str]) -> bool:
@@ -176,19 +207,20 @@ def orphaned(block: FreshBlock, row: int, chosen: dict[str, tuple[FreshBlock, in
     return not block.dotted(row).startswith(parent_block.dotted(parent_row) + ".")
 
 
-def columns(blocks: list[FreshBlock], tenant: str, version: int) -> list[list[Any]]:
-    """The kept rows of `blocks` as RUN_COLUMNS lists, the batcher's columns filled in."""
-    out: list[list[Any]] = [[] for _ in RUN_COLUMNS]
+def insert_rows(blocks: list[FreshBlock], tenant: str, version: int) -> list[bytes]:
+    """The kept rows of `blocks`, packed for `RunStore.insert` with the batcher's columns around them. Those are
+    the same for the rows of a project, so each is packed once."""
+    out: list[bytes] = []
+    leading: dict[str, bytes] = {}
+    trailing: dict[int, bytes] = {}
     for block in blocks:
-        kept = [row for row, keep in enumerate(block.keep) if keep]
-        if not kept:
-            continue
-        whole = len(kept) == len(block.keep)
-        for index, values in zip(_KEPT, block.columns, strict=True):
-            out[index].extend(values if whole else [values[row] for row in kept])
-        out[_TENANT].extend([tenant] * len(kept))
-        out[_SESSION].extend(block.placed[row][0] for row in kept)
-        out[_TTL].extend(block.placed[row][1] for row in kept)
-        out[_VERSION].extend([version] * len(kept))
-        out[_DELETED].extend([0] * len(kept))
+        for row, keep in enumerate(block.keep):
+            if not keep:
+                continue
+            session, ttl = block.placed[row]
+            if session not in leading:
+                leading[session] = pack_rows([[tenant, session]])[0]
+            if ttl not in trailing:
+                trailing[ttl] = pack_rows([[ttl, version, 0]])[0]
+            out.append(b"".join((leading[session], block.rows[row], trailing[ttl])))
     return out

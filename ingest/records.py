@@ -57,7 +57,7 @@ def pack_op(op: RunOp) -> bytes:
 
 def pack_fresh(rows: dict[str, Any] | None) -> bytes:
     """Presumed-new rows (`ingest.fresh.split`) for `encode`, packed where they are built: a decode worker hands
-    bytes back to the server process instead of pickling the rows' ~40 lists there and packing them again."""
+    bytes back to the server process instead of pickling them there and packing them again."""
     return msgpack.packb(rows, unicode_errors="surrogatepass", default=str)
 
 

@@ -1,8 +1,8 @@
 """A merged run state -> its row in `runs` (RUN_COLUMNS order), and a stored row back to a state.
 
 Pure, so that the decode workers can build the rows of runs presumed new (`ingest.fresh`) exactly as the
-batcher builds every other row. Payload texts are bytes and times are DateTime64(6) ticks: what the driver
-writes as is, and what crosses a spool record without conversion.
+batcher builds every other row. Payload texts are bytes, times DateTime64(6) ticks and UUIDs their text: what
+the insert packs as is (`storage.runs.pack_rows`), and ClickHouse reads into the columns' types.
 """
 
 from __future__ import annotations
@@ -16,11 +16,10 @@ from ingest import derive, merge
 from ingest.validate import format_time
 from schemas import jsonutil
 from storage.blobs import BlobStore
-from storage.runs import RUN_COLUMNS, ticks
+from storage.runs import ticks
 
 OFFLOADED = ("inputs", "outputs", "events", "extra")  # payloads that move to the blob store when large
 JSON_DEFAULTS = {"inputs": b"{}", "extra": b"{}", "events": b"[]"}
-TEXT_COLUMNS = tuple(RUN_COLUMNS.index(name) for name in OFFLOADED)
 # Payload texts that stand for "absent", as read back from ClickHouse (str) and as built here (bytes).
 EMPTY_TEXTS = frozenset([*JSON_DEFAULTS.values(), *(text.decode() for text in JSON_DEFAULTS.values())])
 
@@ -65,7 +64,6 @@ def run_row(
     end = state.get("end_time")
     tokens = derive.usage(state)
     serialized = state.get("serialized")
-    # UUID columns are passed as text, which the insert sends as such (storage.runs.wire_types).
     return [
         tenant,
         state["_session"],

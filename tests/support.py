@@ -25,7 +25,7 @@ from langsmith.run_trees import RunTree
 from query import QueryService
 from schemas import DEFAULT_TENANT_ID, Tenant, jsonutil
 from schemas.projects import project_id_for_name
-from storage.runs import RUN_COLUMNS
+from storage.runs import RUN_COLUMNS, ticks
 from tracehouse import errors
 
 T = TypeVar("T")
@@ -273,8 +273,9 @@ def give_feedback(client: Client, items: list[dict[str, Any]]) -> None:
 def run_row(
     run_id: uuid.UUID, trace_id: uuid.UUID, parent: uuid.UUID | None, start: datetime, **values: Any
 ) -> list[Any]:
-    """One `runs` row as the batcher writes it, for tests that write storage directly. `values` must name
-    `tenant_id` and `session_id`, and override the other defaults by column name."""
+    """One `runs` row as the batcher writes it (UUIDs as text, times as DateTime64 ticks), for tests that write
+    storage directly. `values` must name `tenant_id` and `session_id`, and override the other defaults by column
+    name; they may give UUIDs and datetimes as such."""
     ancestors = [] if parent is None else ([trace_id] if parent == trace_id else [trace_id, parent])
     row: dict[str, Any] = {
         "id": run_id,
@@ -318,7 +319,17 @@ def run_row(
         "is_deleted": 0,
         **values,
     }
-    return [row[c] for c in RUN_COLUMNS]
+    return [_as_written(row[c]) for c in RUN_COLUMNS]
+
+
+def _as_written(value: Any) -> Any:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return ticks(value)
+    if isinstance(value, list):
+        return [_as_written(item) for item in value]
+    return value
 
 
 def query_app(service: QueryService, tenant_id: uuid.UUID) -> FastAPI:

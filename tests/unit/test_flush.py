@@ -18,7 +18,7 @@ from query.filter.compiler import SEARCH_SQL
 from schemas import jsonutil
 from schemas.runs import EARLIEST_TIME, LATEST_TIME, RunOp
 from storage import Storage
-from storage.runs import RUN_COLUMNS, RunStore, id_sets, windows, wire_types
+from storage.runs import RUN_COLUMNS, RunStore, id_sets, windows
 from tests.support import run_row
 
 TENANT = uuid.UUID(int=0xF1)
@@ -60,12 +60,6 @@ def test_lookups_without_final_keep_the_newest_version(storage: Storage) -> None
     assert RunStore(storage.clickhouse).pending(uuid.UUID(int=99), [a, b, c]) == {}, "another tenant parked none"
     RunStore(storage.clickhouse).insert_pending([[str(TENANT), run_id, "gone", 9, 1] for run_id in (a, c)])
     assert RunStore(storage.clickhouse).pending(TENANT, [a, b, c]) == {}, "every live version has a newer tombstone"
-
-
-def test_inserts_send_uuids_as_text(storage: Storage) -> None:
-    """Every UUID type, nested ones too, goes as its text; other columns keep the table's type."""
-    sent = wire_types(storage.clickhouse, "runs", ["id", "parent_run_id", "parent_run_ids", "name", "start_time"])
-    assert sent == ["String", "Nullable(String)", "Array(String)", "String", "DateTime64(6, 'UTC')"]
 
 
 def test_a_large_insert_is_split_into_concurrent_parts(storage: Storage) -> None:
@@ -119,8 +113,7 @@ def test_text_indexes_are_built_by_merges_not_inserts(storage: Storage) -> None:
     client.command("SYSTEM STOP MERGES runs")
     try:
         store.insert(rows[:2])
-        types = wire_types(storage.clickhouse, "runs", RUN_COLUMNS)
-        client.insert("runs", rows[2:], column_names=RUN_COLUMNS, column_type_names=types)  # indexes built
+        client.insert("runs", rows[2:], column_names=RUN_COLUMNS)  # indexes built
         assert index_bytes(ids[0]) < index_bytes(ids[2])
         assert found() == 4
     finally:

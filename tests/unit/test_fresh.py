@@ -10,13 +10,14 @@ from typing import Any
 
 import pytest
 
-from ingest import decode, records
+from ingest import decode, fresh, records
 from ingest.derive import segment
 from ingest.flush import Flusher, FlushOptions
 from ingest.fresh import FreshRun
 from ingest.workers import spool_record
 from schemas.runs import RunOp
 from storage import Storage
+from storage.runs import unpack_row
 
 T0 = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
 # Every column but the tenant, the version and the insert time; payload texts parsed, as their bytes may differ.
@@ -122,6 +123,36 @@ def test_rows_built_in_the_worker_are_the_rows_the_batcher_builds(storage: Stora
     assert by_worker[root_id][25] == "t-1"
 
 
+def test_rows_spooled_as_columns_before_they_travelled_packed_are_stored_the_same(
+    storage: Storage, flusher: Flusher
+) -> None:
+    packed, as_columns = uuid.uuid4(), uuid.uuid4()
+    ops = trace(str(uuid.uuid4()))
+    flusher([request(packed, *ops)])
+    found = records.decode(request(as_columns, *ops)).fresh
+    assert found is not None
+    rows = [unpack_row(row, len(fresh.COLUMNS)) for row in found["rows"]]
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    earlier = {"columns": columns, "sessions": found["sessions"], "text_bytes": found["text_bytes"]}
+    flusher([records.encode(as_columns, [], [], fresh=records.pack_fresh(earlier))])
+    by_packed, by_columns = stored(storage, packed), stored(storage, as_columns)
+    assert len(by_columns) == 4
+    assert {k: v[1:] for k, v in by_columns.items()} == {k: v[1:] for k, v in by_packed.items()}, "but project"
+
+
+def test_text_utf8_cannot_carry_is_stored_as_the_batcher_stores_it(storage: Storage, flusher: Flusher) -> None:
+    presumed, merged = uuid.uuid4(), uuid.uuid4()
+    run_id = str(uuid.uuid4())
+    op = post(run_id, name="a\ud800b", tags=["t\udfff"])
+    record = request(presumed, op)
+    assert records.decode(record).ops == [], "its row was built and packed by the worker"
+    flusher([record])
+    flusher([request(merged, op, presume=False)])
+    by_worker, by_batcher = stored(storage, presumed)[run_id], stored(storage, merged)[run_id]
+    assert (by_worker[7], by_worker[21]) == ("a\ufffdb", ["t\ufffd"]), "a lone surrogate becomes U+FFFD"
+    assert by_worker[1:] == by_batcher[1:]
+
+
 def test_a_patch_in_the_same_batch_or_a_later_one_merges_onto_a_presumed_post(
     storage: Storage, flusher: Flusher
 ) -> None:
@@ -136,7 +167,7 @@ def test_a_patch_in_the_same_batch_or_a_later_one_merges_onto_a_presumed_post(
     )
     cached = flusher.cache.get((str(tenant), later))
     assert isinstance(cached, FreshRun), "an open run is cached for its patch"
-    assert [len(column) for column in cached.columns] == [1] * len(cached.columns), "its row alone, not its block"
+    assert cached.state(storage.blobs)["inputs"] == {"q": 2}, "its own row, read back when its patch comes"
     flusher([request(tenant, patch(later, end_time=end, outputs={"a": 2}))])
     rows = stored(storage, tenant)
     for run_id, value in ((same, 1), (later, 2)):

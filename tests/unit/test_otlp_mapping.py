@@ -18,6 +18,7 @@ from ingest.validate import normalise
 from schemas import jsonutil
 from schemas.jsonutil import MAX_NESTING
 from schemas.runs import RunOp
+from storage.runs import unpack_row
 from tests.otlp_payloads import new_span_id, new_trace_id, request, span
 
 TENANT = uuid.UUID(int=1)
@@ -440,9 +441,9 @@ def test_presumed_new_rows_store_the_payloads_as_dumped() -> None:
     packed = to_runs(parse(request(spans), Encoding.JSON), pack=True)
     rows = msgpack.unpackb(packed.fresh)
     assert packed.fresh_runs == 2 and all(not node.texts for node in packed.nodes)
-    names = rows["columns"][fresh.COLUMNS.index("name")]
+    values = [dict(zip(fresh.COLUMNS, unpack_row(row, len(fresh.COLUMNS)), strict=True)) for row in rows["rows"]]
     for name in ("inputs", "outputs", "extra", "events"):
-        texts = dict(zip(names, rows["columns"][fresh.COLUMNS.index(name)], strict=True))
+        texts = {row["name"]: row[name] for row in values}
         for run, text in texts.items():
             if name in runs[run]:
                 assert text == jsonutil.dumps(runs[run][name]), (run, name)
