@@ -62,6 +62,17 @@ def test_lookups_without_final_keep_the_newest_version(storage: Storage) -> None
     assert RunStore(storage.clickhouse).pending(TENANT, [a, b, c]) == {}, "every live version has a newer tombstone"
 
 
+def test_rows_go_in_as_written_times_before_1970_and_text_utf8_cannot_carry_included(storage: Storage) -> None:
+    """Inserts are MsgPack (`storage.runs.pack_rows`), whose documented type for DateTime64 is unsigned."""
+    tenant, run_id = str(uuid.uuid4()), str(uuid.uuid4())
+    start, end = datetime(1905, 3, 4, 5, 6, 7, 123456, tzinfo=UTC), datetime(1905, 3, 4, 5, 6, 8, tzinfo=UTC)
+    row = run_row(run_id, run_id, None, start, tenant_id=tenant, session_id=tenant, end_time=end, name="a\ud800")
+    RunStore(storage.clickhouse).insert([row])
+    assert stored(storage, uuid.UUID(tenant), "start_time, end_time, name") == [
+        (start.replace(tzinfo=None), end.replace(tzinfo=None), "a\ufffd")
+    ]
+
+
 def test_a_large_insert_is_split_into_concurrent_parts(storage: Storage) -> None:
     """With `concurrency`, rows go in that many inserts at once (a part each), each of at least 5,000 rows."""
     tenant = str(uuid.uuid4())
