@@ -18,11 +18,12 @@ from query.filter.compiler import SEARCH_SQL
 from schemas import jsonutil
 from schemas.runs import EARLIEST_TIME, LATEST_TIME, RunOp
 from storage import Storage
+from storage import runs as storage_runs
 from storage.runs import RUN_COLUMNS, RunStore, id_sets, windows
 from tests.support import run_row
 
 TENANT = uuid.UUID(int=0xF1)
-RUNS = 12_000  # more than two lookup chunks
+RUNS = 12_000  # more than two lookup chunks of 5,000
 START = "2026-11-30T10:00:00.000000+00:00"
 
 
@@ -35,7 +36,8 @@ def stored(storage: Storage, tenant: uuid.UUID, columns: str) -> list[tuple[Any,
     )
 
 
-def test_id_sets_chunk_and_refuse_other_text() -> None:
+def test_id_sets_chunk_and_refuse_other_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(storage_runs, "_IDS_PER_QUERY", 5_000)
     ids = [str(uuid.uuid4()) for _ in range(12_001)]
     chunks = list(id_sets(ids))
     assert len(chunks) == 3
@@ -144,10 +146,13 @@ def test_lookups_return_texts_exactly(storage: Storage) -> None:
 
 
 @pytest.mark.parametrize("hint", ["none", "start_time", "dotted_order"])
-def test_patches_of_a_large_batch_find_their_posts(storage: Storage, hint: str) -> None:
+def test_patches_of_a_large_batch_find_their_posts(
+    storage: Storage, hint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Every patch looks its run up in ClickHouse (nothing cached: the posts were complete); with 12,000 ids
-    in one batch the lookup spans several queries and must still find all of them, by id (a patch that names no
-    start) or by start time (from the patch's start_time or from its dotted order)."""
+    in one batch, at 5,000 per query, the lookup spans several queries and must still find all of them, by id (a
+    patch that names no start) or by start time (from the patch's start_time or from its dotted order)."""
+    monkeypatch.setattr(storage_runs, "_IDS_PER_QUERY", 5_000)
     tenant = uuid.uuid4()
     flusher = Flusher(storage, FlushOptions())
     try:
