@@ -286,8 +286,8 @@ class RawInsert:
 
 
 def raw_insert_rate(data_dir: Path, rounds: int = 3) -> RawInsert:
-    """Insert the stored rows again into a fresh copy of `runs` through clickhouse-connect, as the ingest path
-    sends them (`stored_blocks`): the ceiling for ingest. The median of `rounds` (each printed): one round's rate
+    """Insert the stored rows again into a fresh copy of `runs` through clickhouse-connect, the fastest way from
+    Python values (`stored_blocks`): the ceiling for ingest. The median of `rounds` (each printed): one round's rate
     varied by a fifth between runs of this benchmark, which is all the ratio to it would show otherwise. Each round
     starts once no merge runs (the stored tables' are stopped): a round that overlapped merges left by the round
     before ran at 33,000 rows/s against 45,000. Its CPU per row includes the merges of its own parts that run
