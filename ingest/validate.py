@@ -75,8 +75,9 @@ def parse_time(value: Any, part: str, field: str) -> datetime:
         except ValueError:
             pass
         else:
-            utc = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-            return _stored_range(utc, part, field)
+            # In range first: converting a time at the edge of datetime's range to UTC can overflow it.
+            aware = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+            return _stored_range(aware, part, field).astimezone(UTC)
     raise invalid(part, field, f"is not an ISO 8601 timestamp: {value!r:.80}")
 
 

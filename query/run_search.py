@@ -31,10 +31,10 @@ def _one_or_many(value: Any) -> Any:
 def _utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
-    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    if not EARLIEST_TIME <= value <= LATEST_TIME:
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value
+    if not EARLIEST_TIME <= value <= LATEST_TIME:  # first: converting a time at datetime's edge can overflow
         raise ValueError("must be between 1900 and 2299")
-    return value
+    return value.astimezone(UTC)
 
 
 # Body field types shared by the run and thread queries: one id or a list of them; naive times are UTC, within

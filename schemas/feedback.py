@@ -15,6 +15,7 @@ from typing import Any
 
 from schemas.errors import ApiError
 from schemas.jsonutil import members_within_nesting
+from schemas.times import as_utc
 
 SOURCE_TYPES = frozenset({"api", "model", "app"})
 MAX_KEY_CHARS = 1024
@@ -38,14 +39,10 @@ def _uuid(value: Any, field: str) -> uuid.UUID | None:
 def _time(value: Any, field: str) -> datetime | None:
     if value is None:
         return None
-    if isinstance(value, datetime):
-        parsed = value
-    else:
-        try:
-            parsed = datetime.fromisoformat(str(value))
-        except ValueError:
-            raise _invalid(field, f"is not an ISO 8601 timestamp: {value!r:.60}") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    try:
+        return as_utc(value if isinstance(value, datetime) else datetime.fromisoformat(str(value)))
+    except ValueError:
+        raise _invalid(field, f"is not an ISO 8601 timestamp: {value!r:.60}") from None
 
 
 def source_type(value: Any) -> str:

@@ -18,11 +18,12 @@ import json
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from query.filter.ast import And, Compare, Literal, Node, Not, Or, Search
 from query.filter.lexer import FilterError
+from schemas.times import as_utc
 
 LATENCY_SQL = "(toUnixTimestamp64Micro(end_time) - toUnixTimestamp64Micro(start_time)) / 1e6"
 
@@ -372,10 +373,9 @@ def _time(lit: Literal) -> datetime:
     if not isinstance(lit.value, str):
         raise FilterError("expected an ISO 8601 timestamp string", lit.pos)
     try:
-        parsed = datetime.fromisoformat(lit.value.strip())
+        return as_utc(datetime.fromisoformat(lit.value.strip()))
     except ValueError:
         raise FilterError(f"{lit.value!r} is not an ISO 8601 timestamp", lit.pos) from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def _number(lit: Literal) -> float:

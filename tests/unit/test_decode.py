@@ -119,6 +119,11 @@ def test_feedback_parts_are_collected() -> None:
             422,
             "start_time",
         ),
+        (  # in datetime's range as written, not in UTC: converting it overflowed, a 500
+            [(f"feedback.{RUN}", b'{"key":"k","created_at":"0001-01-01T00:00:00+00:01"}', "application/json")],
+            422,
+            "created_at",
+        ),
     ],
 )
 def test_bad_parts_reject_the_request(parts: list[tuple[str, bytes, str]], status: int, needle: str) -> None:
@@ -177,6 +182,8 @@ def test_dotted_order_must_end_with_the_run() -> None:
         ("2300-01-01T00:00:00Z", False),
         ("1900-01-01T00:00:00.000000+00:00", True),
         ("2299-12-31T23:59:59.999999Z", True),
+        ("0001-01-01T00:00:00+00:01", False),  # in datetime's range as written, not in UTC
+        ("9999-12-31T23:59:59-00:01", False),
     ],
 )
 def test_run_times_outside_what_clickhouse_stores_are_refused(value: str, kept: bool) -> None:

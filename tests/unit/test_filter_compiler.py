@@ -39,6 +39,7 @@ def test_user_text_never_reaches_sql(text: str) -> None:
         ('gt(id, "00000000-0000-0000-0000-000000000000")', "supports eq, neq and in"),
         ('eq(id, "not-a-uuid")', "not a UUID"),
         ('gt(start_time, "yesterday")', "ISO 8601"),
+        ('gt(start_time, "0001-01-01T00:00:00+00:01")', "ISO 8601"),  # out of datetime's range in UTC
         ('gt(latency, "fast")', "duration"),
         ('gt(total_tokens, "many")', "not a number"),
         ("gt(end_time, null)", "cannot compare with null"),
