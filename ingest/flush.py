@@ -11,6 +11,7 @@ import logging
 import time
 import uuid
 from collections import Counter, OrderedDict, defaultdict
+from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -71,6 +72,8 @@ class Lru(Generic[K, V]):
 
 
 RunKey = tuple[str, str]  # (tenant id, run id) as canonical UUID text
+# What the batcher holds of a run: its state, or a presumed-new run's row, whose state is built when read.
+Held = dict[str, Any] | FreshRun
 
 
 @dataclass(slots=True)
@@ -109,14 +112,14 @@ class Flusher:
         self.storage = storage
         self.options = options
         self.runs = RunStore(storage.clickhouse)
-        self.cache: Lru[RunKey, dict[str, Any]] = Lru(options.cache_runs)  # open runs, for their patch
+        self.cache: Lru[RunKey, Held] = Lru(options.cache_runs)  # open runs, for their patch
         # Parents that children named before the parent itself was stored (OTLP exports children first): when
         # one arrives, those children's dotted orders are derived again. In memory: after a restart such
         # children keep a dotted order rooted at themselves (parent_run_id is still right).
         self.awaited: Lru[RunKey, bool] = Lru(100_000)
         # States of batches staged but not settled yet: the next batch is staged while this one is written, and
         # must merge onto these, which are neither in the cache nor (for certain) in storage yet.
-        self.staged: dict[RunKey, dict[str, Any]] = {}
+        self.staged: dict[RunKey, Held] = {}
         self._uploads = ThreadPoolExecutor(max_workers=options.upload_threads, thread_name_prefix="blob-upload")
 
     def close(self) -> None:
@@ -316,8 +319,8 @@ class Flusher:
         self,
         tenant_id: uuid.UUID,
         ops: list[RunOp],
-        retire: set[str] = frozenset(),
-        rederive: set[str] = frozenset(),
+        retire: AbstractSet[str] = frozenset(),
+        rederive: AbstractSet[str] = frozenset(),
         starts: dict[str, datetime] | None = None,
         known: dict[str, dict[str, Any] | None] | None = None,
         presumed: dict[str, FreshRun] | None = None,
@@ -436,7 +439,7 @@ class Flusher:
         tenant_id: uuid.UUID,
         touched: dict[str, dict[str, Any] | None],
         states: dict[str, dict[str, Any] | None],
-        rederive: set[str],
+        rederive: AbstractSet[str],
     ) -> dict[str, dict[str, Any]]:
         """States of parents needed to derive a dotted order or trace id (always for runs being re-derived
         because an ancestor changed), when not already at hand."""
@@ -444,7 +447,7 @@ class Flusher:
         starts = {}  # a child's dotted order names its parent's start
         for run_id, state in touched.items():
             parent_id = state.get("parent_run_id") if state else None
-            if not parent_id or states.get(parent_id) is not None:
+            if state is None or not parent_id or states.get(parent_id) is not None:
                 continue
             dotted = state.get("dotted_order")
             if run_id in rederive or not dotted or not derive.is_under(dotted, parent_id) or not state.get("trace_id"):

@@ -110,21 +110,23 @@ class Batcher:
         self._quiet = interval  # the silence that ends a burst, as of the last batch's start (`_quiet_gap`)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-writer")
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="batcher", daemon=True)
+        # Not `_thread`: mypyc names the compiled attribute's C field `__thread`, a keyword of C.
+        self._batcher_thread = threading.Thread(target=self._loop, name="batcher", daemon=True)
 
     def start(self) -> None:
-        self._thread.start()
+        self._batcher_thread.start()
 
     def _loop(self) -> None:
         backoff = 0.0
         full = busy = False
         last_start = last_maintenance = time.monotonic()
         while not self._stop.is_set():
-            if self._maintenance_due(time.monotonic() - last_maintenance):
+            maintenance = self.maintenance
+            if maintenance is not None and self._maintenance_due(time.monotonic() - last_maintenance):
                 last_maintenance = time.monotonic()
                 try:
                     if self.finish():
-                        self.maintenance()
+                        maintenance()
                 except Exception:
                     log.exception("batcher maintenance failed; retrying next interval")
             # While a batch is being written, only new records are worth waiting for: without any, finish it.
@@ -154,7 +156,7 @@ class Batcher:
         """Maintenance waits for the batch being written, and under load one always is: waiting for it stopped
         the next batch's staging for up to a write's time (0.7 s every 5 s, traced), so it runs once the write
         is done anyway, or when no record comes (the loop finishes the write), unless it is 4 intervals late."""
-        if self.maintenance is None or since_last < self.maintenance_interval:
+        if since_last < self.maintenance_interval:
             return False
         return self._writing is None or self._writing.done.done() or since_last >= 4 * self.maintenance_interval
 
@@ -290,8 +292,8 @@ class Batcher:
         """Stop the loop; with `drain`, flush what is spooled first (graceful shutdown), as long as storage
         answers within `timeout` — what is left stays in the spool for the next start."""
         self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=timeout)
+        if self._batcher_thread.is_alive():
+            self._batcher_thread.join(timeout=timeout)
         try:
             if not drain:
                 self.finish()

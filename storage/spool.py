@@ -58,7 +58,7 @@ class Spool:
         self.max_pending_bytes = max_pending_bytes
         directory.mkdir(parents=True, exist_ok=True)
         self._cond = threading.Condition()
-        self._pending: list[tuple[bytes, Callable[[BaseException | None], None]]] = []  # record, "durable" callback
+        self._pending: list[tuple[bytes, Callable[[BaseException | None], object]]] = []  # record, "durable" callback
         self._pending_bytes = 0
         self._last_append = time.monotonic()
         self._appended = 0  # records submitted since start
