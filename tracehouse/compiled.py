@@ -12,20 +12,26 @@ PACKAGES = ("schemas", "storage", "ingest", "query", "tracehouse")
 
 
 def stale(root: Path = ROOT) -> list[str]:
-    """Compiled modules whose source is newer than the build, relative to the checkout. The code of all of them
-    is in one shared library (`<hash>__mypyc`), which `make` links again at every build (`--force`); the library
-    each module has beside its source only loads it, and keeps its time when the code changes."""
+    """Compiled modules whose source is newer than the build, relative to the checkout. The code of the modules
+    mypyc compiles is in one shared library (`<hash>__mypyc`), which `make` links again at every build
+    (`--force`); the library each module has beside its source only loads it, and keeps its time when the code
+    changes. A C extension (`ingest/_multipart.c`) is its own library."""
+    if not (root / "setup.py").exists():
+        return []
     suffix = EXTENSION_SUFFIXES[0]
     libraries = list(root.glob(f"*__mypyc{suffix}"))
-    if not libraries or not (root / "setup.py").exists():
-        return []
-    built = max(library.stat().st_mtime for library in libraries)
-    sources = (
-        shim.with_name(shim.name.removesuffix(suffix) + ".py")
-        for package in PACKAGES
-        for shim in (root / package).rglob(f"*{suffix}")
-    )
-    return sorted(str(s.relative_to(root)) for s in sources if s.exists() and s.stat().st_mtime > built)
+    built = max((library.stat().st_mtime for library in libraries), default=None)
+    edited = []
+    for package in PACKAGES:
+        for library in (root / package).rglob(f"*{suffix}"):
+            stem = library.name.removesuffix(suffix)
+            c_source, source = library.with_name(f"{stem}.c"), library.with_name(f"{stem}.py")
+            if c_source.exists():
+                if c_source.stat().st_mtime > library.stat().st_mtime:
+                    edited.append(c_source)
+            elif built is not None and source.exists() and source.stat().st_mtime > built:
+                edited.append(source)
+    return sorted(str(s.relative_to(root)) for s in edited)
 
 
 def refusal() -> str | None:

@@ -42,3 +42,15 @@ def test_only_a_checkout_is_checked(tmp_path: Path) -> None:
     os.utime(source, (150, 150))
     (tmp_path / "setup.py").unlink()  # an installed wheel: its files all date from the installation
     assert stale(tmp_path) == []
+
+
+def test_a_c_extension_is_stale_when_its_source_is_newer_than_it(tmp_path: Path) -> None:
+    checkout(tmp_path)
+    source, library = tmp_path / "ingest" / "_fast.c", tmp_path / "ingest" / f"_fast{SUFFIX}"
+    source.write_text("")
+    library.write_bytes(b"")
+    os.utime(source, (120, 120))
+    os.utime(library, (110, 110))
+    assert stale(tmp_path) == ["ingest/_fast.c"], "its own build time counts, not the mypyc library's (100)"
+    os.utime(library, (130, 130))
+    assert stale(tmp_path) == []
