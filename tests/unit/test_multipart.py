@@ -18,12 +18,10 @@ DELIMITER = b"--" + BOUNDARY.encode()
 
 
 def sdk_header(name: bytes, content_type: bytes, length: bytes) -> bytes:
-    return (
-        b'Content-Disposition: form-data; name="'
-        + name
-        + b'"\r\nContent-Type: '
-        + content_type
-        + (b"\r\nContent-Length: " + length)
+    return b'Content-Disposition: form-data; name="%s"\r\nContent-Type: %s\r\nContent-Length: %s' % (
+        name,
+        content_type,
+        length,
     )
 
 
