@@ -97,7 +97,7 @@ class FreshRun:
     ttl_days: int
 
     def state(self, blobs: BlobStore) -> dict[str, Any]:
-        row = _values(self.row)
+        row = row_values(self.row)
         row.update(session_id=self.session, ttl_days=self.ttl_days, start_time=from_ticks(row["start_time"]))
         if row["end_time"] is not None:
             row["end_time"] = from_ticks(row["end_time"])
@@ -154,7 +154,7 @@ class FreshBlock:
     def op(self, row: int) -> RunOp:
         """The post this row was built from, for merging it after all: every field a post may carry is in the
         row, a payload left at its empty default standing for an absent one (which merges the same)."""
-        values = _values(self.rows[row])
+        values = row_values(self.rows[row])
         fields: dict[str, Any] = {
             "id": values["id"],
             "name": values["name"],
@@ -193,7 +193,8 @@ def _from_columns(found: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _values(row: bytes) -> dict[str, Any]:
+def row_values(row: bytes) -> dict[str, Any]:
+    """A packed row's COLUMNS by name."""
     return dict(zip(COLUMNS, unpack_row(row, len(COLUMNS)), strict=True))
 
 

@@ -18,7 +18,6 @@ from ingest.validate import normalise
 from schemas import jsonutil
 from schemas.jsonutil import MAX_NESTING
 from schemas.runs import RunOp
-from storage.runs import unpack_row
 from tests.otlp_payloads import new_span_id, new_trace_id, request, span
 
 TENANT = uuid.UUID(int=1)
@@ -441,7 +440,7 @@ def test_presumed_new_rows_store_the_payloads_as_dumped() -> None:
     packed = to_runs(parse(request(spans), Encoding.JSON), pack=True)
     rows = msgpack.unpackb(packed.fresh)
     assert packed.fresh_runs == 2 and all(not node.texts for node in packed.nodes)
-    values = [dict(zip(fresh.COLUMNS, unpack_row(row, len(fresh.COLUMNS)), strict=True)) for row in rows["rows"]]
+    values = [fresh.row_values(row) for row in rows["rows"]]
     for name in ("inputs", "outputs", "extra", "events"):
         texts = {row["name"]: row[name] for row in values}
         for run, text in texts.items():
