@@ -56,5 +56,8 @@ if can_compile():
         ]
     )
 else:
-    print("tracehouse: no C compiler or Python headers; the decode path runs interpreted (slower)", file=sys.stderr)
+    print(
+        "tracehouse: no C compiler or Python headers; the decode path and the batcher run interpreted (slower)",
+        file=sys.stderr,
+    )
     setup()
