@@ -37,6 +37,7 @@ COMPILED = [
     "schemas/jsonutil.py",
     "schemas/runs.py",
     "storage/batcher.py",
+    "storage/rowbinary.py",
 ]
 
 
@@ -53,6 +54,7 @@ if can_compile():
         ext_modules=[
             *mypycify(["--ignore-missing-imports", "--follow-imports=silent", *COMPILED]),
             Extension("ingest._multipart", ["ingest/_multipart.c"]),
+            Extension("storage._rowbinary", ["storage/_rowbinary.c"]),
         ]
     )
 else:

@@ -27,7 +27,7 @@ from ingest.validate import format_time
 from schemas import jsonutil
 from schemas.runs import RunOp
 from storage.blobs import BlobStore
-from storage.runs import RUN_COLUMNS, from_ticks, pack_rows, unpack_row
+from storage.runs import RUN_COLUMNS, from_ticks, pack_rows, unpack_msgpack_row, unpack_row
 
 # The batcher fills the first two and the last three: a packed row is joined between them (`insert_rows`).
 LEADING, TRAILING = ("tenant_id", "session_id"), ("ttl_days", "version", "is_deleted")
@@ -40,7 +40,7 @@ _NULLABLE = frozenset({"outputs", "serialized"})
 
 
 def split(ops: list[RunOp]) -> tuple[list[RunOp], dict[str, Any] | None]:
-    """(the ops to spool, the presumed-new rows). The rows: `rows`, each one's COLUMNS packed (`pack_rows`);
+    """(the ops to spool, the presumed-new rows). The rows: `rowbinary`, each one's COLUMNS packed (`pack_rows`);
     beside them what the batcher decides on: `ids`, `parents`, `dotted`, `starts` (ticks), `ended`; `sessions`,
     each one's [session_id, session_name] as sent; `text_bytes`, each one's largest payload text (the batcher
     offloads larger ones itself, so it merges those)."""
@@ -69,7 +69,7 @@ def split(ops: list[RunOp]) -> tuple[list[RunOp], dict[str, Any] | None]:
     if not rows:
         return rest, None
     return rest, {
-        "rows": pack_rows(rows),
+        "rowbinary": pack_rows(rows, COLUMNS),
         "ids": [row[_AT["id"]] for row in rows],
         "parents": [row[_AT["parent_run_id"]] for row in rows],
         "dotted": [row[_AT["dotted_order"]] for row in rows],
@@ -122,12 +122,12 @@ class FreshBlock:
 
     @classmethod
     def of(cls, seq: int, found: dict[str, Any]) -> FreshBlock:
-        if "columns" in found:
-            found = _from_columns(found)
-        count = len(found["rows"])
+        if "rowbinary" not in found:
+            found = _from_earlier(found)
+        count = len(found["rowbinary"])
         return cls(
             seq,
-            found["rows"],
+            found["rowbinary"],
             found["ids"],
             found["parents"],
             found["dotted"],
@@ -179,12 +179,16 @@ class FreshBlock:
         return RunOp("post", values["id"], fields)
 
 
-def _from_columns(found: dict[str, Any]) -> dict[str, Any]:
-    """Rows spooled as COLUMNS lists (before they travelled packed), in `split`'s form."""
+def _from_earlier(found: dict[str, Any]) -> dict[str, Any]:
+    """Rows spooled before they were RowBinary, in `split`'s form: as MsgPack (`rows`), and before that as
+    COLUMNS lists (`columns`)."""
+    if "rows" in found:
+        rows = [unpack_msgpack_row(row, len(COLUMNS)) for row in found["rows"]]
+        return {**found, "rowbinary": pack_rows(rows, COLUMNS)}
     columns = found["columns"]
     return {
         **found,
-        "rows": pack_rows(zip(*columns, strict=True)),
+        "rowbinary": pack_rows(zip(*columns, strict=True), COLUMNS),
         "ids": columns[_AT["id"]],
         "parents": columns[_AT["parent_run_id"]],
         "dotted": columns[_AT["dotted_order"]],
@@ -195,7 +199,7 @@ def _from_columns(found: dict[str, Any]) -> dict[str, Any]:
 
 def row_values(row: bytes) -> dict[str, Any]:
     """A packed row's COLUMNS by name."""
-    return dict(zip(COLUMNS, unpack_row(row, len(COLUMNS)), strict=True))
+    return dict(zip(COLUMNS, unpack_row(row, COLUMNS), strict=True))
 
 
 def orphaned(block: FreshBlock, row: int, chosen: dict[str, tuple[FreshBlock, int]], out: set[str]) -> bool:
@@ -220,8 +224,8 @@ def insert_rows(blocks: list[FreshBlock], tenant: str, version: int) -> list[byt
                 continue
             session, ttl = block.placed[row]
             if session not in leading:
-                leading[session] = pack_rows([[tenant, session]])[0]
+                leading[session] = pack_rows([[tenant, session]], LEADING)[0]
             if ttl not in trailing:
-                trailing[ttl] = pack_rows([[ttl, version, 0]])[0]
+                trailing[ttl] = pack_rows([[ttl, version, 0]], TRAILING)[0]
             out.append(b"".join((leading[session], block.rows[row], trailing[ttl])))
     return out

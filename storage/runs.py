@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import uuid
@@ -14,51 +15,54 @@ import msgpack
 
 from schemas import jsonutil
 from schemas.runs import CANONICAL_UUID, EARLIEST_TIME, LATEST_TIME
-from storage.clickhouse import ClickHouse, storable
+from storage import rowbinary
+from storage.clickhouse import ClickHouse
 
-RUN_COLUMNS = (
-    "tenant_id",
-    "session_id",
-    "id",
-    "trace_id",
-    "parent_run_id",
-    "parent_run_ids",
-    "dotted_order",
-    "is_root",
-    "name",
-    "run_type",
-    "status",
-    "start_time",
-    "end_time",
-    "first_token_time",
-    "error",
-    "inputs",
-    "outputs",
-    "extra",
-    "events",
-    "serialized",
-    "payload_refs",
-    "attachments",
-    "tags",
-    "metadata",
-    "inputs_kv",
-    "outputs_kv",
-    "thread_id",
-    "reference_example_id",
-    "prompt_tokens",
-    "completion_tokens",
-    "total_tokens",
-    "prompt_cost",
-    "completion_cost",
-    "total_cost",
-    "prompt_token_details",
-    "completion_token_details",
-    "prompt_cost_details",
-    "completion_cost_details",
-    "ttl_days",
-    "version",
-    "is_deleted",
-)
+# Each column's RowBinary code (`storage.rowbinary`), in the order of `runs`' columns that inserts write.
+RUN_CODES = {
+    "tenant_id": "U",
+    "session_id": "U",
+    "id": "U",
+    "trace_id": "U",
+    "parent_run_id": "?U",
+    "parent_run_ids": "[U",
+    "dotted_order": "S",
+    "is_root": "b",
+    "name": "S",
+    "run_type": "S",
+    "status": "S",
+    "start_time": "T",
+    "end_time": "?T",
+    "first_token_time": "?T",
+    "error": "?S",
+    "inputs": "Y",
+    "outputs": "?Y",
+    "extra": "Y",
+    "events": "Y",
+    "serialized": "?Y",
+    "payload_refs": "M",
+    "attachments": "M",
+    "tags": "[S",
+    "metadata": "M",
+    "inputs_kv": "M",
+    "outputs_kv": "M",
+    "thread_id": "S",
+    "reference_example_id": "?U",
+    "prompt_tokens": "Q",
+    "completion_tokens": "Q",
+    "total_tokens": "Q",
+    "prompt_cost": "?F",
+    "completion_cost": "?F",
+    "total_cost": "?F",
+    "prompt_token_details": "S",
+    "completion_token_details": "S",
+    "prompt_cost_details": "S",
+    "completion_cost_details": "S",
+    "ttl_days": "H",
+    "version": "Q",
+    "is_deleted": "B",
+}
+RUN_COLUMNS = tuple(RUN_CODES)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -128,25 +132,27 @@ def windows(starts: Iterable[datetime]) -> list[tuple[datetime, datetime]]:
     return [(low, high) for low, high in ranges]
 
 
-def pack_rows(rows: Iterable[Sequence[Any]]) -> list[bytes]:
-    """Each row as its values' MsgPack, one after the other: what `FORMAT MsgPack` reads as that many columns, so
-    rows, and pieces of rows packed apart, join into an insert by concatenation. The decode workers pack the
-    rows of runs presumed new this way (`ingest.fresh`), without the columns only the batcher knows, and the
-    server process never turns them into Python objects. Text that UTF-8 cannot carry (a lone surrogate) is
-    made storable, as `SafeClient.insert` does for the driver."""
-    packer = msgpack.Packer(default=str)
-    packed = []
-    for row in rows:
-        try:
-            data = packer.pack(row)
-        except UnicodeEncodeError:
-            data = packer.pack(storable(list(row)))
-        packed.append(data[len(packer.pack_array_header(len(row))) :])
-    return packed
+@functools.cache
+def schema(columns: tuple[str, ...]) -> str:
+    """The RowBinary schema (`storage.rowbinary`) of these columns of `runs`."""
+    return "".join(RUN_CODES[column] for column in columns)
 
 
-def unpack_row(packed: bytes, count: int) -> list[Any]:
-    """The `count` values of a row `pack_rows` packed."""
+def pack_rows(rows: Iterable[Sequence[Any]], columns: tuple[str, ...] = RUN_COLUMNS) -> list[bytes]:
+    """Each row's values of these columns in RowBinary (`storage.rowbinary`): rows, and pieces of rows packed
+    apart, join into an insert by concatenation. The decode workers pack the rows of runs presumed new this way
+    (`ingest.fresh`), without the columns only the batcher knows, and the server process never turns them into
+    Python objects."""
+    return rowbinary.pack_rows(rows, schema(columns))
+
+
+def unpack_row(packed: bytes, columns: tuple[str, ...]) -> list[Any]:
+    """The values of a row `pack_rows` packed."""
+    return rowbinary.unpack_row(packed, schema(columns))
+
+
+def unpack_msgpack_row(packed: bytes, count: int) -> list[Any]:
+    """The `count` values of a row packed as MsgPack, as rows were spooled before they were RowBinary."""
     return msgpack.unpackb(msgpack.Packer().pack_array_header(count) + packed)
 
 
@@ -175,7 +181,7 @@ class RunStore:
         """Rows in RUN_COLUMNS order, and rows already packed (`pack_rows`, RUN_COLUMNS too), in one insert, or in
         up to `concurrency` inserts at once of at least `_MIN_PART_ROWS` each. ClickHouse builds a part on the
         thread that inserts it, so one insert keeps one core busy: the batcher splits a batch when nothing else
-        needs the cores (`Batcher`), since each part also costs a merge. Sent as MsgPack (`pack_rows`)."""
+        needs the cores (`Batcher`), since each part also costs a merge. Sent as RowBinary (`pack_rows`)."""
         data = [*pack_rows(rows), *packed]
         count = len(data)
         if not count:
@@ -200,7 +206,7 @@ class RunStore:
 
     def _insert_packed(self, rows: list[bytes]) -> None:
         self._ch.client().raw_insert(
-            "runs", RUN_COLUMNS, insert_block=b"".join(rows), fmt="MsgPack", settings=self._settings
+            "runs", RUN_COLUMNS, insert_block=b"".join(rows), fmt="RowBinary", settings=self._settings
         )
 
     def insert_pending(self, rows: Sequence[Sequence[Any]]) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgpack
 import pytest
 
 from ingest import decode, fresh, records
@@ -123,21 +124,28 @@ def test_rows_built_in_the_worker_are_the_rows_the_batcher_builds(storage: Stora
     assert by_worker[root_id][25] == "t-1"
 
 
-def test_rows_spooled_as_columns_before_they_travelled_packed_are_stored_the_same(
-    storage: Storage, flusher: Flusher
+@pytest.mark.parametrize("form", ["msgpack", "columns"])
+def test_rows_spooled_before_they_were_rowbinary_are_stored_the_same(
+    storage: Storage, flusher: Flusher, form: str
 ) -> None:
-    packed, as_columns = uuid.uuid4(), uuid.uuid4()
+    """A spool written by an earlier version is replayed by this one: rows as MsgPack, and before that as lists
+    of COLUMNS."""
+    packed, earlier_id = uuid.uuid4(), uuid.uuid4()
     ops = trace(str(uuid.uuid4()))
     flusher([request(packed, *ops)])
-    found = records.decode(request(as_columns, *ops)).fresh
+    found = records.decode(request(earlier_id, *ops)).fresh
     assert found is not None
-    rows = [unpack_row(row, len(fresh.COLUMNS)) for row in found["rows"]]
-    columns = [list(column) for column in zip(*rows, strict=True)]
-    earlier = {"columns": columns, "sessions": found["sessions"], "text_bytes": found["text_bytes"]}
-    flusher([records.encode(as_columns, [], [], fresh=records.pack_fresh(earlier))])
-    by_packed, by_columns = stored(storage, packed), stored(storage, as_columns)
-    assert len(by_columns) == 4
-    assert {k: v[1:] for k, v in by_columns.items()} == {k: v[1:] for k, v in by_packed.items()}, "but project"
+    rows = [unpack_row(row, fresh.COLUMNS) for row in found.pop("rowbinary")]
+    if form == "msgpack":
+        header = len(msgpack.Packer().pack_array_header(len(fresh.COLUMNS)))
+        earlier = {**found, "rows": [msgpack.packb(row)[header:] for row in rows]}
+    else:
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        earlier = {"columns": columns, "sessions": found["sessions"], "text_bytes": found["text_bytes"]}
+    flusher([records.encode(earlier_id, [], [], fresh=records.pack_fresh(earlier))])
+    by_packed, by_earlier = stored(storage, packed), stored(storage, earlier_id)
+    assert len(by_earlier) == 4
+    assert {k: v[1:] for k, v in by_earlier.items()} == {k: v[1:] for k, v in by_packed.items()}, "but project"
 
 
 def test_text_utf8_cannot_carry_is_stored_as_the_batcher_stores_it(storage: Storage, flusher: Flusher) -> None:

@@ -440,7 +440,7 @@ def test_presumed_new_rows_store_the_payloads_as_dumped() -> None:
     packed = to_runs(parse(request(spans), Encoding.JSON), pack=True)
     rows = msgpack.unpackb(packed.fresh)
     assert packed.fresh_runs == 2 and all(not node.texts for node in packed.nodes)
-    values = [fresh.row_values(row) for row in rows["rows"]]
+    values = [fresh.row_values(row) for row in rows["rowbinary"]]
     for name in ("inputs", "outputs", "extra", "events"):
         texts = {row["name"]: row[name] for row in values}
         for run, text in texts.items():
