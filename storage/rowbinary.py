@@ -13,8 +13,8 @@ A schema is one code per column, in order, each optionally prefixed by `?` (Null
 LowCardinality(String) is written as String. Text that UTF-8 cannot carry (a lone surrogate) is made storable,
 as `SafeClient.insert` does for the driver.
 
-This module is the reference and the fallback; `storage/_rowbinary.c` packs in C where it is built (setup.py), and
-tests/unit/test_rowbinary.py checks that both write the same bytes.
+This module is the reference and the fallback; `storage/_rowbinary.c` packs and reads rows in C where it is built
+(setup.py), and tests/unit/test_rowbinary.py checks that both agree.
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def _varint(out: bytearray, value: int) -> None:
     out.append(value)
 
 
-def unpack_row(data: bytes, schema: str) -> list[Any]:
+def unpack_row_py(data: bytes, schema: str) -> list[Any]:
     """A row `pack_rows` packed, its values as they were given, except that UUIDs come back as canonical text,
     bools as bools and `S` strings as str."""
     values: list[Any] = []
@@ -168,7 +168,7 @@ def _read_varint(data: bytes, at: int) -> tuple[int, int]:
         shift += 7
 
 
-try:  # packed in C where it is built (setup.py)
-    from storage._rowbinary import pack_rows
+try:  # in C where it is built (setup.py)
+    from storage._rowbinary import pack_rows, unpack_row
 except ImportError:
-    pack_rows = pack_rows_py
+    pack_rows, unpack_row = pack_rows_py, unpack_row_py

@@ -258,7 +258,7 @@ def wire_types(storage: Storage, columns: Sequence[str]) -> list[str]:
 def stored_blocks(storage: Storage) -> tuple[list[list[tuple[Any, ...]]], dict[str, Any]]:
     """The rows stored in `runs`, as 10,000-row column blocks, and the arguments of the driver's columnar `insert`
     that send them fastest (`wire_types`) with the settings of ingest's inserts (`insert_settings`). Ingest sends
-    MsgPack (`storage.runs.pack_rows`), which its decode workers pack; from Python values, as here, this insert
+    RowBinary (`storage.runs.pack_rows`), which its decode workers pack; from Python values, as here, this insert
     took 22-36 µs of CPU per row against 32-38 for MsgPack (5 rounds each, alternated), so it is the ceiling."""
     client = storage.clickhouse.client()
     columns = [c for c in client.query("SELECT * FROM runs LIMIT 0").column_names if c != "inserted_at"]

@@ -65,7 +65,7 @@ def test_lookups_without_final_keep_the_newest_version(storage: Storage) -> None
 
 
 def test_rows_go_in_as_written_times_before_1970_and_text_utf8_cannot_carry_included(storage: Storage) -> None:
-    """Inserts are MsgPack (`storage.runs.pack_rows`), whose documented type for DateTime64 is unsigned."""
+    """Inserts are RowBinary (`storage.runs.pack_rows`): times are signed ticks, text is made storable."""
     tenant, run_id = str(uuid.uuid4()), str(uuid.uuid4())
     start, end = datetime(1905, 3, 4, 5, 6, 7, 123456, tzinfo=UTC), datetime(1905, 3, 4, 5, 6, 8, tzinfo=UTC)
     row = run_row(run_id, run_id, None, start, tenant_id=tenant, session_id=tenant, end_time=end, name="a\ud800")

@@ -3,6 +3,7 @@ bytes read back as the values packed, and ClickHouse stores them as those values
 
 from __future__ import annotations
 
+import struct
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -68,15 +69,34 @@ def expected(code: str, value: Any) -> Any:
 @settings(max_examples=500, deadline=None)
 @given(st.lists(RUN_ROWS, max_size=3))
 @example([])
-def test_the_c_packer_writes_what_the_python_one_writes_and_it_reads_back(rows: list[tuple[Any, ...]]) -> None:
+def test_c_and_python_write_the_same_bytes_and_read_back_the_values(rows: list[tuple[Any, ...]]) -> None:
     run_schema = schema(RUN_COLUMNS)
     packed = native.pack_rows(rows, run_schema)
     assert packed == rowbinary.pack_rows_py(rows, run_schema)
     codes = rowbinary.columns(run_schema)
     for row, data in zip(rows, packed, strict=True):
-        assert rowbinary.unpack_row(data, run_schema) == [
-            expected(code, value) for code, value in zip(codes, row, strict=True)
-        ]
+        values = [expected(code, value) for code, value in zip(codes, row, strict=True)]
+        assert native.unpack_row(data, run_schema) == values
+        assert rowbinary.unpack_row_py(data, run_schema) == values
+
+
+SMALL_SCHEMAS = st.lists(st.sampled_from([*SCALARS, *(f"?{c}" for c in SCALARS), *(f"[{c}" for c in SCALARS)]))
+
+
+@settings(max_examples=2000, deadline=None)
+@given(SMALL_SCHEMAS.map("".join), st.binary(max_size=40))
+@example("[U", b"\xff\xff\xff\xff\x0f")
+@example("S", b"\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x01")
+def test_c_reads_any_bytes_as_python_does_or_refuses_them(row_schema: str, data: bytes) -> None:
+    """Truncated rows, lengths past the end, bytes left over, text that is not UTF-8: both refuse, or both read
+    the same values."""
+    try:
+        values = rowbinary.unpack_row_py(data, row_schema)
+    except (ValueError, IndexError, struct.error):
+        with pytest.raises(ValueError):
+            native.unpack_row(data, row_schema)
+    else:
+        assert native.unpack_row(data, row_schema) == values
 
 
 @pytest.mark.parametrize(
