@@ -36,7 +36,7 @@ import orjson
 import zstandard
 
 from storage import Storage
-from storage.runs import insert_settings
+from storage.runs import insert_settings, pack_rows, ticks
 from tests.support import Server, wait_for
 
 BOUNDARY = uuid.uuid4().hex
@@ -257,9 +257,7 @@ def wire_types(storage: Storage, columns: Sequence[str]) -> list[str]:
 
 def stored_blocks(storage: Storage) -> tuple[list[list[tuple[Any, ...]]], dict[str, Any]]:
     """The rows stored in `runs`, as 10,000-row column blocks, and the arguments of the driver's columnar `insert`
-    that send them fastest (`wire_types`) with the settings of ingest's inserts (`insert_settings`). Ingest sends
-    RowBinary (`storage.runs.pack_rows`), which its decode workers pack; from Python values, as here, this insert
-    took 22-36 µs of CPU per row against 32-38 for MsgPack (5 rounds each, alternated), so it is the ceiling."""
+    that send them fastest (`wire_types`) with the settings of ingest's inserts (`insert_settings`)."""
     client = storage.clickhouse.client()
     columns = [c for c in client.query("SELECT * FROM runs LIMIT 0").column_names if c != "inserted_at"]
     types = wire_types(storage, columns)
@@ -280,18 +278,26 @@ _MERGING = "SELECT 1 FROM system.merges LIMIT 1"
 
 @dataclass(frozen=True)
 class RawInsert:
-    rate: float  # rows/s, the median of the rounds
-    cpu: float  # µs of this process's CPU per row (ClickHouse's threads included), the median of the rounds
+    rate: float  # rows/s, the median of the rounds of the faster way
+    cpu: float  # µs of this process's CPU per row (ClickHouse's threads included), the median of the same rounds
+    way: str  # which way that was (`RAW_WAYS`)
     stored: int  # runs in `runs`, for checking that every acknowledged run was stored
 
 
+# The two fastest ways found from Python values, each timed from the values to the rows stored: the driver's
+# columnar insert (`stored_blocks`), and RowBinary packed as ingest packs it (`storage.runs.pack_rows`, in C), from
+# the same values as ingest builds them (times as ticks). The second took 18.5-27.7 µs of CPU per row against
+# 21.1-34.2 (8 rounds each, alternated).
+RAW_WAYS = ("driver", "rowbinary")
+
+
 def raw_insert_rate(data_dir: Path, rounds: int = 3) -> RawInsert:
-    """Insert the stored rows again into a fresh copy of `runs` through clickhouse-connect, the fastest way from
-    Python values (`stored_blocks`): the ceiling for ingest. The median of `rounds` (each printed): one round's rate
-    varied by a fifth between runs of this benchmark, which is all the ratio to it would show otherwise. Each round
-    starts once no merge runs (the stored tables' are stopped): a round that overlapped merges left by the round
-    before ran at 33,000 rows/s against 45,000. Its CPU per row includes the merges of its own parts that run
-    meanwhile, as the server's CPU per run does."""
+    """Insert the stored rows again into a fresh copy of `runs` each of the `RAW_WAYS`, alternated: the faster is
+    the ceiling for ingest. The median of `rounds` (each printed): one round's rate varied by a fifth between runs
+    of this benchmark, which is all the ratio to it would show otherwise. Each round starts once no merge runs
+    (the stored tables' are stopped): a round that overlapped merges left by the round before ran at 33,000 rows/s
+    against 45,000. Its CPU per row includes the merges of its own parts that run meanwhile, as the server's CPU
+    per run does."""
     storage = Storage.open(f"chdb://{data_dir / 'clickhouse'}", f"file://{data_dir / 'blobs'}")
     try:
         client = storage.clickhouse.client()
@@ -302,23 +308,47 @@ def raw_insert_rate(data_dir: Path, rounds: int = 3) -> RawInsert:
             client.command(f"SYSTEM STOP MERGES {table}")
         blocks, sent = stored_blocks(storage)
         rows = sum(len(block[0]) for block in blocks)
-        rates, cpus = [], []
-        for _ in range(rounds):
-            client.command("DROP TABLE IF EXISTS runs_raw")
-            client.command("CREATE TABLE runs_raw AS runs")
-            wait_for(lambda: not client.query(_MERGING).result_rows, timeout=120, what="merges to end")
-            cpu_before, started = self_cpu(), time.perf_counter()
+        row_blocks = [[_as_ingest_builds(row) for row in zip(*block, strict=True)] for block in blocks]
+        columns = tuple(sent["column_names"])
+
+        def driver() -> None:
             for block in blocks:
                 client.insert("runs_raw", block, **sent)
-            rates.append(rows / (time.perf_counter() - started))
-            cpus.append((self_cpu() - cpu_before) / rows * 1e6)
+
+        def rowbinary() -> None:
+            for block in row_blocks:
+                packed = b"".join(pack_rows(block, columns))
+                client.raw_insert("runs_raw", columns, insert_block=packed, fmt="RowBinary", settings=sent["settings"])
+
+        measured: dict[str, list[tuple[float, float]]] = {way: [] for way in RAW_WAYS}
+        for round_ in range(rounds):
+            for way, insert in [("driver", driver), ("rowbinary", rowbinary)][:: 1 if round_ % 2 == 0 else -1]:
+                client.command("DROP TABLE IF EXISTS runs_raw")
+                client.command("CREATE TABLE runs_raw AS runs")
+                wait_for(lambda: not client.query(_MERGING).result_rows, timeout=120, what="merges to end")
+                cpu_before, started = self_cpu(), time.perf_counter()
+                insert()
+                measured[way].append((rows / (time.perf_counter() - started), (self_cpu() - cpu_before) / rows * 1e6))
         client.command("DROP TABLE runs_raw")
-        measured = [f"{rate:,.0f} rows/s ({cpu:.1f} µs of CPU per row)" for rate, cpu in zip(rates, cpus, strict=True)]
-        print("raw insert rounds: " + ", ".join(measured))
+        for way, results in measured.items():
+            print(
+                f"raw insert rounds, {way}: "
+                + ", ".join(f"{r:,.0f} rows/s ({c:.1f} µs of CPU per row)" for r, c in results)
+            )
+        medians = {
+            way: (statistics.median(r for r, _ in res), statistics.median(c for _, c in res))
+            for way, res in measured.items()
+        }
+        way = max(medians, key=lambda w: medians[w][0])
         count = client.query("SELECT count() FROM runs FINAL").result_rows[0][0]
-        return RawInsert(statistics.median(rates), statistics.median(cpus), count)
+        return RawInsert(*medians[way], way, count)
     finally:
         storage.close()
+
+
+def _as_ingest_builds(row: tuple[Any, ...]) -> list[Any]:
+    """A stored row's values as ingest's rows carry them: times as ticks (the driver reads them as datetimes)."""
+    return [ticks(v.replace(tzinfo=UTC)) if isinstance(v, datetime) else v for v in row]
 
 
 def main() -> None:
@@ -387,7 +417,8 @@ def main() -> None:
         expected = runs + len(half_bodies) * 100
         print(f"stored runs: {raw.stored:,} of {expected:,} acknowledged")
         print(
-            f"raw ClickHouse insert of the same rows (columnar, 10k-row batches, median): {raw.rate:,.0f} rows/s, "
+            f"raw ClickHouse insert of the same rows (10k-row batches, the faster way: {raw.way}, median): "
+            f"{raw.rate:,.0f} rows/s, "
             f"{raw.cpu:.1f} µs of CPU per row; end-to-end ingest (acked and stored) = "
             f"{runs / (load_time + stored_after) / raw.rate:.0%} of raw; its CPU per run = "
             f"{cpu / runs * 1e6 / raw.cpu:.1f}x the raw insert's per row"
