@@ -60,7 +60,8 @@ if can_compile():
     )
 else:
     print(
-        "tracehouse: no C compiler or Python headers; the decode path and the batcher run interpreted (slower)",
+        "tracehouse: no C compiler or Python headers; the decode path and the batcher run interpreted, and rows are "
+        "packed for ClickHouse in Python (~50 µs per run against ~3): ingest takes about twice the CPU",
         file=sys.stderr,
     )
     setup()

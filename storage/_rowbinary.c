@@ -2,8 +2,9 @@
  *
  * The decode workers pack every run presumed new, the batcher every run it merges, and the batcher reads one back
  * whenever a later op needs the run's state: ~40 values a row. The Python reference (`storage.rowbinary`), even
- * compiled with mypyc, took ~34 µs to pack a row of tests/bench/ingest.py's and ~38 to read one (MsgPack, which
- * this replaced, 7 and 6); this takes ~4.5 and ~?. tests/unit/test_rowbinary.py checks both agree on random rows.
+ * compiled with mypyc, took 18-34 µs to pack a row of tests/bench/ingest.py's and ~38 to read one; this takes ~3
+ * and ~5, a little less than the msgpack library it replaced (~4 and ~6). tests/unit/test_rowbinary.py checks
+ * both agree on random rows.
  * Anything unusual (a UUID not in canonical text, text UTF-8 cannot carry, a mapping that is not a dict) is
  * handed to the same Python as the reference uses.
  */

@@ -61,8 +61,9 @@ def main() -> None:
         raw = raw_insert_rate(root)
         assert raw.stored == runs, f"{raw.stored} of {runs} runs stored"
         print(
-            f"raw ClickHouse insert of the same rows (median): {raw.rate:,.0f} rows/s, {raw.cpu:.1f} µs of CPU per "
-            f"row; drain = {runs / elapsed / raw.rate:.0%} of raw, its CPU per run {cpu / runs * 1e6 / raw.cpu:.1f}x"
+            f"raw ClickHouse insert of the same rows (the faster way: {raw.way}, median): {raw.rate:,.0f} rows/s, "
+            f"{raw.cpu:.1f} µs of CPU per row; drain = {runs / elapsed / raw.rate:.0%} of raw, its CPU per run "
+            f"{cpu / runs * 1e6 / raw.cpu:.1f}x"
         )
 
 
