@@ -12,6 +12,9 @@ from schemas.jsonutil import CONTAINERS
 
 MAX_KV_ENTRIES = 100
 MAX_KV_VALUE = 256
+# A token count above this is left out: its UInt64 column cannot hold much more, and a value it cannot hold would
+# fail the insert of the whole batch. Two such counts still sum to a total it holds.
+MAX_TOKENS = 2**63 - 1
 _THREAD_KEYS = ("session_id", "conversation_id", "thread_id")
 _USAGE = {  # usage_metadata key -> run column
     "input_tokens": "prompt_tokens",
@@ -113,10 +116,11 @@ def usage(state: dict[str, Any]) -> dict[str, Any]:
             if isinstance(value, dict):
                 out[column] = jsonutil.dumps_str(value)
         elif column.endswith("_tokens"):
-            if isinstance(value, int | float) and value >= 0:
+            if isinstance(value, int | float) and 0 <= value <= MAX_TOKENS:
                 out[column] = int(value)
         elif isinstance(value, int | float):
-            out[column] = float(value)
+            with contextlib.suppress(OverflowError):  # an integer beyond a float's range (JSON numbers are unbounded)
+                out[column] = float(value)
     if "total_tokens" not in out and ("prompt_tokens" in out or "completion_tokens" in out):
         out["total_tokens"] = out.get("prompt_tokens", 0) + out.get("completion_tokens", 0)
     return out

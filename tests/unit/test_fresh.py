@@ -228,3 +228,17 @@ def test_a_payload_above_the_offload_size_goes_to_the_blob_store(storage: Storag
         assert row[14] == "" and "inputs" in row[19], "offloaded: the row names the blob"
     finally:
         flusher.close()
+
+
+@pytest.mark.parametrize("presume", [True, False])
+def test_token_counts_no_column_can_hold_are_left_out_not_failing_the_batch(
+    storage: Storage, flusher: Flusher, presume: bool
+) -> None:
+    """JSON numbers are unbounded: a count above UInt64's range would fail the insert of the whole batch, which the
+    batcher retries forever, and a cost beyond a float's range the request."""
+    tenant, run_id = uuid.uuid4(), str(uuid.uuid4())
+    usage = {"input_tokens": 1e30, "output_tokens": 2**64, "total_tokens": 2**63, "input_cost": 10**400}
+    op = post(run_id, run_type="llm", extra={"metadata": {"usage_metadata": {**usage, "output_cost": 1e30}}})
+    flusher([request(tenant, op, presume=presume)])
+    row = stored(storage, tenant)[run_id]
+    assert row[27:32] == (0, 0, 0, None, 1e30)
