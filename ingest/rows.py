@@ -15,6 +15,7 @@ from typing import Any
 from ingest import derive, merge
 from ingest.validate import format_time
 from schemas import jsonutil
+from schemas.runs import EARLIEST_TIME, LATEST_TIME
 from storage.blobs import BlobStore
 from storage.runs import ticks
 
@@ -110,13 +111,16 @@ def run_row(
 
 
 def _ticks_or_none(value: str | None) -> int | None:
+    """An event's time, which validation does not check (events are payload): None unless ClickHouse can store it.
+    It stores ticks beyond DateTime64's range as they are, and the driver then failed on every read of the row."""
     if not value:
         return None
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         return None
-    return ticks(parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed)
+    aware = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+    return ticks(aware) if EARLIEST_TIME <= aware <= LATEST_TIME else None
 
 
 def state_from_row(row: dict[str, Any], blobs: BlobStore) -> dict[str, Any]:

@@ -242,3 +242,16 @@ def test_token_counts_no_column_can_hold_are_left_out_not_failing_the_batch(
     flusher([request(tenant, op, presume=presume)])
     row = stored(storage, tenant)[run_id]
     assert row[27:32] == (0, 0, 0, None, 1e30)
+
+
+@pytest.mark.parametrize("presume", [True, False])
+@pytest.mark.parametrize("time", ["9999-12-31T23:59:59-00:01", "1800-01-01T00:00:00", "0001-01-01T00:00:00+00:01"])
+def test_a_first_token_time_outside_the_stored_range_is_left_out(
+    storage: Storage, flusher: Flusher, presume: bool, time: str
+) -> None:
+    """Event times are not run fields, so validation lets any ISO time through; ClickHouse stores DateTime64 ticks
+    beyond its range as they are, and reading them back failed."""
+    tenant, run_id = uuid.uuid4(), str(uuid.uuid4())
+    op = post(run_id, run_type="llm", events=[{"name": "new_token", "time": time}])
+    flusher([request(tenant, op, presume=presume)])
+    assert stored(storage, tenant)[run_id][12] is None
