@@ -234,8 +234,9 @@ def test_a_payload_above_the_offload_size_goes_to_the_blob_store(storage: Storag
 def test_token_counts_no_column_can_hold_are_left_out_not_failing_the_batch(
     storage: Storage, flusher: Flusher, presume: bool
 ) -> None:
-    """JSON numbers are unbounded: a count above UInt64's range would fail the insert of the whole batch, which the
-    batcher retries forever, and a cost beyond a float's range the request."""
+    """JSON numbers are unbounded: a count above UInt64's range failed the insert of its whole batch (the batcher
+    then found the record poison and quarantined it, its runs not stored), and a cost beyond a float's range failed
+    the request."""
     tenant, run_id = uuid.uuid4(), str(uuid.uuid4())
     usage = {"input_tokens": 1e30, "output_tokens": 2**64, "total_tokens": 2**63, "input_cost": 10**400}
     op = post(run_id, run_type="llm", extra={"metadata": {"usage_metadata": {**usage, "output_cost": 1e30}}})
