@@ -195,3 +195,25 @@ def test_clickhouse_stores_the_rows_as_the_values_packed(storage: Storage) -> No
         row[column] = str(row[column])
     row["parent_run_ids"] = [str(p) for p in row["parent_run_ids"]]
     assert row == full
+
+
+def test_run_codes_are_the_types_of_runs_columns(storage: Storage) -> None:
+    """Every column an insert writes, in the table's order, with the code of its type: RowBinary carries no
+    types, so a code that does not match its column would store garbage, or shift every column after it."""
+    codes = {"UUID": "U", "String": "SY", "LowCardinality(String)": "S", "Bool": "b", "UInt8": "B", "UInt16": "H"}
+    codes |= {"UInt64": "Q", "DateTime64(6, 'UTC')": "T", "Float64": "F"}
+    described = storage.clickhouse.client().query(
+        "SELECT name, type FROM system.columns WHERE database = currentDatabase() AND table = 'runs' "
+        "AND default_kind IN ('', 'DEFAULT') AND name != 'inserted_at' ORDER BY position"
+    )
+    assert tuple(name for name, _ in described.result_rows) == RUN_COLUMNS
+    for name, type_ in described.result_rows:
+        code = RUN_CODES[name]
+        if type_.startswith("Map("):
+            assert code == "M", name
+            continue
+        inner = type_.removeprefix("Nullable(").removeprefix("Array(")
+        if inner != type_:
+            assert code[0] == ("?" if type_.startswith("Nullable(") else "["), name
+            inner, code = inner[:-1], code[1:]
+        assert code in codes[inner], (name, type_, code)
