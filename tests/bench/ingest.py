@@ -280,24 +280,20 @@ _MERGING = "SELECT 1 FROM system.merges LIMIT 1"
 class RawInsert:
     rate: float  # rows/s, the median of the rounds of the faster way
     cpu: float  # µs of this process's CPU per row (ClickHouse's threads included), the median of the same rounds
-    way: str  # which way that was (`RAW_WAYS`)
+    way: str  # which way that was (`raw_insert_rate`)
     stored: int  # runs in `runs`, for checking that every acknowledged run was stored
 
 
-# The two fastest ways found from Python values, each timed from the values to the rows stored: the driver's
-# columnar insert (`stored_blocks`), and RowBinary packed as ingest packs it (`storage.runs.pack_rows`, in C), from
-# the same values as ingest builds them (times as ticks). The second took 18.5-27.7 µs of CPU per row against
-# 21.1-34.2 (8 rounds each, alternated).
-RAW_WAYS = ("driver", "rowbinary")
-
-
 def raw_insert_rate(data_dir: Path, rounds: int = 3) -> RawInsert:
-    """Insert the stored rows again into a fresh copy of `runs` each of the `RAW_WAYS`, alternated: the faster is
-    the ceiling for ingest. The median of `rounds` (each printed): one round's rate varied by a fifth between runs
-    of this benchmark, which is all the ratio to it would show otherwise. Each round starts once no merge runs
-    (the stored tables' are stopped): a round that overlapped merges left by the round before ran at 33,000 rows/s
-    against 45,000. Its CPU per row includes the merges of its own parts that run meanwhile, as the server's CPU
-    per run does."""
+    """Insert the stored rows again into a fresh copy of `runs` each of the two fastest ways found from Python
+    values, alternated: the driver's columnar insert (`stored_blocks`), and RowBinary packed as ingest packs it
+    (`storage.runs.pack_rows`, in C) from the values as ingest builds them (times as ticks), which took 18.5-27.7 µs
+    of CPU per row against 21.1-34.2 (8 rounds each, alternated). Each is timed from the values to the rows stored,
+    and the faster is the ceiling for ingest. The median of `rounds` (each printed): one round's rate varied by a
+    fifth between runs of this benchmark, which is all the ratio to it would show otherwise. Each round starts once
+    no merge runs (the stored tables' are stopped): a round that overlapped merges left by the round before ran at
+    33,000 rows/s against 45,000. Its CPU per row includes the merges of its own parts that run meanwhile, as the
+    server's CPU per run does."""
     storage = Storage.open(f"chdb://{data_dir / 'clickhouse'}", f"file://{data_dir / 'blobs'}")
     try:
         client = storage.clickhouse.client()
@@ -320,9 +316,10 @@ def raw_insert_rate(data_dir: Path, rounds: int = 3) -> RawInsert:
                 packed = b"".join(pack_rows(block, columns))
                 client.raw_insert("runs_raw", columns, insert_block=packed, fmt="RowBinary", settings=sent["settings"])
 
-        measured: dict[str, list[tuple[float, float]]] = {way: [] for way in RAW_WAYS}
+        inserts = {"driver": driver, "rowbinary": rowbinary}
+        measured: dict[str, list[tuple[float, float]]] = {way: [] for way in inserts}
         for round_ in range(rounds):
-            for way, insert in [("driver", driver), ("rowbinary", rowbinary)][:: 1 if round_ % 2 == 0 else -1]:
+            for way, insert in list(inserts.items())[:: 1 if round_ % 2 == 0 else -1]:
                 client.command("DROP TABLE IF EXISTS runs_raw")
                 client.command("CREATE TABLE runs_raw AS runs")
                 wait_for(lambda: not client.query(_MERGING).result_rows, timeout=120, what="merges to end")
