@@ -33,15 +33,20 @@ def _json_with_text(data: bytes, part: str) -> tuple[Any, bytes | None]:
         raise ApiError(422, f"{part}: invalid JSON: {exc}", detail={"part": part}) from None
 
 
-@dataclass(slots=True)
 class _Pending:
-    kind: OpKind
-    run_id: str
-    main: Any = None  # the main part's JSON, whatever it is: checked to be an object once all parts are read
-    payloads: dict[str, Any] = field(default_factory=dict)
-    texts: dict[str, bytes] = field(default_factory=dict)  # of payloads, when strict JSON
-    shallow: bool = True  # every JSON part of the op is too small to nest too deep
-    attachments: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    """One op's parts as read so far. A plain class, which mypyc compiles with its `__init__`: a dataclass's is
+    generated at import and runs interpreted (2.5 µs per op with its default factories)."""
+
+    __slots__ = ("attachments", "kind", "main", "payloads", "run_id", "shallow", "texts")
+
+    def __init__(self, kind: OpKind, run_id: str, main: Any = None) -> None:
+        self.kind = kind
+        self.run_id = run_id
+        self.main = main  # the main part's JSON, whatever it is: checked to be an object once all parts are read
+        self.payloads: dict[str, Any] = {}
+        self.texts: dict[str, bytes] = {}  # of payloads, when strict JSON
+        self.shallow = True  # every JSON part of the op is too small to nest too deep
+        self.attachments: dict[str, tuple[str, bytes]] = {}
 
 
 def from_multipart(parts: list[Part]) -> Decoded:

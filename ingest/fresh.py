@@ -85,16 +85,19 @@ def size(rows: dict[str, Any] | None) -> int:
     return len(rows["sessions"]) if rows else 0
 
 
-@dataclass(slots=True)
 class FreshRun:
     """A run stored from a presumed-new row, kept as staged or cached state in the batcher: its state is built
     from the row only when something reads it (a patch, a child that needs its parent), as it would be read
-    back from storage."""
+    back from storage. A plain class, whose `__init__` mypyc compiles (a dataclass's runs interpreted): the
+    batcher makes one per run it stores as built."""
 
-    row: bytes  # its COLUMNS, packed
-    ended: bool
-    session: str
-    ttl_days: int
+    __slots__ = ("ended", "row", "session", "ttl_days")
+
+    def __init__(self, row: bytes, ended: bool, session: str, ttl_days: int) -> None:
+        self.row = row  # its COLUMNS, packed
+        self.ended = ended
+        self.session = session
+        self.ttl_days = ttl_days
 
     def state(self, blobs: BlobStore) -> dict[str, Any]:
         row = row_values(self.row)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -21,7 +21,7 @@ PAYLOAD_FIELDS = ("inputs", "outputs", "events", "extra", "error", "serialized")
 OpKind = Literal["post", "patch"]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class RunOp:
     """A normalised post or patch.
 
@@ -37,5 +37,20 @@ class RunOp:
     kind: OpKind
     run_id: str
     fields: dict[str, Any]
-    attachments: dict[str, tuple[str, bytes]] = field(default_factory=dict)
-    texts: dict[str, bytes] = field(default_factory=dict)
+    attachments: dict[str, tuple[str, bytes]]
+    texts: dict[str, bytes]
+
+    def __init__(
+        self,
+        kind: OpKind,
+        run_id: str,
+        fields: dict[str, Any],
+        attachments: dict[str, tuple[str, bytes]] | None = None,
+        texts: dict[str, bytes] | None = None,
+    ) -> None:
+        """Written out, not generated: mypyc compiles it, where the dataclass's runs interpreted (one per op)."""
+        self.kind = kind
+        self.run_id = run_id
+        self.fields = fields
+        self.attachments = {} if attachments is None else attachments
+        self.texts = {} if texts is None else texts
