@@ -54,3 +54,7 @@ class RunOp:
         self.fields = fields
         self.attachments = {} if attachments is None else attachments
         self.texts = {} if texts is None else texts
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled through `__init__` (OTLP workers send ops back): a compiled class cannot be made without it."""
+        return RunOp, (self.kind, self.run_id, self.fields, self.attachments, self.texts)

@@ -50,7 +50,7 @@ _RUNTIME = {
 _MAX_REJECTION_NOTES = 5
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Node:
     """One span as a run, before linking. Picklable: decode workers send these back to the server process."""
 
@@ -59,11 +59,37 @@ class Node:
     parent_span_id: bytes  # b"" for a root
     start: datetime
     fields: dict[str, Any]
-    run_id: str = ""  # canonical UUID text, assigned once the request's spans are known
-    outside: bool = False  # its parent span is not in this request: linked in the server process
-    packed: bytes | None = None  # else its post, encoded for the spool by the worker (then `fields` is empty)
-    presumed: bool = False  # its post became a presumed-new row (`Spans.fresh`; then `fields` is empty)
-    texts: dict[str, bytes] = field(default_factory=dict)  # `RunOp.texts` of its post (`_payload_texts`)
+    run_id: str  # canonical UUID text, assigned once the request's spans are known
+    outside: bool  # its parent span is not in this request: linked in the server process
+    packed: bytes | None  # else its post, encoded for the spool by the worker (then `fields` is empty)
+    presumed: bool  # its post became a presumed-new row (`Spans.fresh`; then `fields` is empty)
+    texts: dict[str, bytes]  # `RunOp.texts` of its post (`_payload_texts`)
+
+    def __init__(
+        self,
+        trace_id: bytes,
+        span_id: bytes,
+        parent_span_id: bytes,
+        start: datetime,
+        fields: dict[str, Any],
+        run_id: str = "",
+        outside: bool = False,
+        packed: bytes | None = None,
+        presumed: bool = False,
+        texts: dict[str, bytes] | None = None,
+    ) -> None:
+        """Written out, not generated: mypyc compiles it, where the dataclass's runs interpreted (one per span, in
+        the worker and again in the server process)."""
+        self.trace_id = trace_id
+        self.span_id = span_id
+        self.parent_span_id = parent_span_id
+        self.start = start
+        self.fields = fields
+        self.run_id = run_id
+        self.outside = outside
+        self.packed = packed
+        self.presumed = presumed
+        self.texts = {} if texts is None else texts
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickled as plain values, the start time as microseconds: pickling a slotted dataclass field by field

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import pickle
 import uuid
 
 import pytest
@@ -205,3 +206,11 @@ def test_inline_attachments_are_decoded() -> None:
         "body",
     )
     assert op.attachments["att"][0] == "image/png" and op.attachments["att"][1].startswith(b"\x89PNG")
+
+
+def test_ops_cross_processes_intact() -> None:
+    """OTLP decode workers pickle ops back to the server; a compiled RunOp is rebuilt through its `__init__`."""
+    op = decode.from_run("post", None, {"name": "n", "run_type": "llm", "attachments": {"a": ["t", "eA=="]}}, "t")
+    op.texts["inputs"] = b"{}"
+    again = pickle.loads(pickle.dumps(op, protocol=pickle.HIGHEST_PROTOCOL))
+    assert again == op and again.attachments == {"a": ("t", b"x")} and again.texts == {"inputs": b"{}"}
