@@ -8,7 +8,8 @@ bodies took 6.4 µs per run compiled, 1.6 in C) and `storage/_rowbinary.c` (the 
 `storage/rowbinary.py` packs ~7x slower compiled). Without a C compiler and Python's headers the same modules run
 interpreted, and the Python versions of the C ones run. Everything else is in pyproject.toml; `tracehouse.compiled`
 notices a compiled module edited after its build. A compiled class's methods cannot be replaced at run time, so
-tests cannot monkeypatch them.
+tests cannot monkeypatch them. A dataclass's generated `__init__` runs interpreted even here: the classes made once
+per run or span write theirs (`RunOp`, `FreshRun`, OTLP's `Node`), and one that crosses processes pickles through it.
 """
 
 import shutil
