@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -88,6 +89,7 @@ _MIN_PART_ROWS = 5_000  # of a split insert: a smaller batch is stored soon enou
 # client sets (`storage.clickhouse.SESSION_SETTINGS`).
 _IDS_PER_QUERY = 50_000
 _ESCAPED_NEWLINE = "\\n"  # between the ids' TSV rows, inside a SQL string literal
+_CANONICAL_ROWS = re.compile(f"(?:{CANONICAL_UUID.pattern}{re.escape(_ESCAPED_NEWLINE)})*{CANONICAL_UUID.pattern}")
 _WINDOW_MARGIN = timedelta(seconds=1)  # around a start time hint: a dotted order's time may be rounded
 _MAX_WINDOWS = 64  # time ranges in one lookup; more are joined across their smallest gaps
 _EXCLUDE_ON_INSERT = "exclude_materialize_skip_indexes_on_insert"
@@ -103,10 +105,13 @@ def id_sets(ids: Iterable[str]) -> Iterator[str]:
     ids = list(ids)
     for start in range(0, len(ids), _IDS_PER_QUERY):
         chunk = ids[start : start + _IDS_PER_QUERY]
-        for run_id in chunk:
-            if not CANONICAL_UUID.fullmatch(run_id):
-                raise ValueError(f"not a canonical UUID: {run_id!r:.80}")
-        yield f"(SELECT id FROM format(TSV, 'id UUID', '{_ESCAPED_NEWLINE.join(chunk)}'))"
+        rows = _ESCAPED_NEWLINE.join(chunk)
+        # One match, not one per id: that loop was 6% of the batcher's thread (py-spy), and this takes 0.4-0.8 against
+        # 0.8-1.0 µs per id. The length keeps each id one UUID.
+        if len(rows) != 38 * len(chunk) - 2 or not _CANONICAL_ROWS.fullmatch(rows):
+            bad = next(run_id for run_id in chunk if not CANONICAL_UUID.fullmatch(run_id))
+            raise ValueError(f"not a canonical UUID: {bad!r:.80}")
+        yield f"(SELECT id FROM format(TSV, 'id UUID', '{rows}'))"
 
 
 def windows(starts: Iterable[datetime]) -> list[tuple[datetime, datetime]]:

@@ -42,8 +42,9 @@ def test_id_sets_chunk_and_refuse_other_text(monkeypatch: pytest.MonkeyPatch) ->
     chunks = list(id_sets(ids))
     assert len(chunks) == 3
     assert sum(chunk.count("-") // 4 for chunk in chunks) == len(ids)
-    with pytest.raises(ValueError, match="canonical"):
-        list(id_sets(["x') OR 1=1 --"]))
+    for bad in ("x') OR 1=1 --", f"{ids[0]}\\n{ids[1]}", ids[0].upper()):
+        with pytest.raises(ValueError, match="canonical"):
+            list(id_sets([ids[2], bad]))
 
 
 def test_lookups_without_final_keep_the_newest_version(storage: Storage) -> None:
