@@ -100,8 +100,7 @@ def usage(state: dict[str, Any]) -> dict[str, Any]:
     """Token and cost columns from `extra.metadata.usage_metadata`, else `outputs.usage_metadata` (llm runs)."""
     if state.get("run_type") != "llm":
         return {}
-    metadata = (state.get("extra") or {}).get("metadata") or {}
-    found = metadata.get("usage_metadata")
+    found = metadata(state).get("usage_metadata")
     if not isinstance(found, dict):
         outputs = state.get("outputs")
         found = outputs.get("usage_metadata") if isinstance(outputs, dict) else None
@@ -126,10 +125,17 @@ def usage(state: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def metadata(state: dict[str, Any]) -> dict[str, Any]:
+    """`extra.metadata`, or nothing when it is not an object: validation checks `extra` but not what it holds, and
+    a list there failed the request (or, merged by the batcher, its batch)."""
+    found = (state.get("extra") or {}).get("metadata")
+    return found if isinstance(found, dict) else {}
+
+
 def thread_id(state: dict[str, Any]) -> str:
-    metadata = (state.get("extra") or {}).get("metadata") or {}
+    found = metadata(state)
     for key in _THREAD_KEYS:
-        value = metadata.get(key)
+        value = found.get(key)
         if value not in (None, ""):
             return str(value)
     return ""
@@ -147,10 +153,7 @@ def text_value(value: Any) -> str:
 
 
 def metadata_map(state: dict[str, Any]) -> dict[str, str]:
-    metadata = (state.get("extra") or {}).get("metadata")
-    if not isinstance(metadata, dict):
-        return {}
-    return {str(k): text_value(v)[:MAX_KV_VALUE] for k, v in metadata.items() if v is not None}
+    return {str(k): text_value(v)[:MAX_KV_VALUE] for k, v in metadata(state).items() if v is not None}
 
 
 def flatten(value: Any) -> dict[str, str]:

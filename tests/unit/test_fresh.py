@@ -256,3 +256,17 @@ def test_a_first_token_time_outside_the_stored_range_is_left_out(
     op = post(run_id, run_type="llm", events=[{"name": "new_token", "time": time}])
     flusher([request(tenant, op, presume=presume)])
     assert stored(storage, tenant)[run_id][12] is None
+
+
+@pytest.mark.parametrize("presume", [True, False])
+@pytest.mark.parametrize("metadata", [[1, 2], "text", 3])
+def test_extra_metadata_that_is_not_an_object_derives_nothing(
+    storage: Storage, flusher: Flusher, presume: bool, metadata: Any
+) -> None:
+    """Validation checks that `extra` is an object, not what it holds; a list as its metadata failed the request
+    (AttributeError deriving the thread id), or the batch that merged it."""
+    tenant, run_id = uuid.uuid4(), str(uuid.uuid4())
+    op = post(run_id, run_type="llm", extra={"metadata": metadata})
+    flusher([request(tenant, op, presume=presume)])
+    row = stored(storage, tenant)[run_id]
+    assert (row[22], row[25], row[27]) == ({}, "", 0)
