@@ -55,8 +55,9 @@ if can_compile():
     setup(
         ext_modules=[
             *mypycify(["--ignore-missing-imports", "--follow-imports=silent", *COMPILED]),
+            Extension("ingest._fresh", ["ingest/_fresh.c"], depends=["storage/_rowbinary_put.h"]),
             Extension("ingest._multipart", ["ingest/_multipart.c"]),
-            Extension("storage._rowbinary", ["storage/_rowbinary.c"]),
+            Extension("storage._rowbinary", ["storage/_rowbinary.c"], depends=["storage/_rowbinary_put.h"]),
         ]
     )
 else:

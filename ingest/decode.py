@@ -6,9 +6,11 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from ingest import fresh
 from ingest.multipart import Part
 from ingest.validate import invalid, normalise, parse_uuid, shallow
 from schemas import ApiError, jsonutil
@@ -20,6 +22,10 @@ from schemas.runs import PAYLOAD_FIELDS, OpKind, RunOp
 class Decoded:
     ops: list[RunOp] = field(default_factory=list)
     feedback: list[dict[str, Any]] = field(default_factory=list)
+    built: list[fresh.Built] = field(default_factory=list)  # posts presumed new, their rows built (`fresh.build`)
+
+    def runs(self) -> int:
+        return len(self.ops) + len(self.built)
 
 
 def _json(data: bytes, part: str) -> Any:
@@ -91,12 +97,18 @@ def from_multipart(parts: list[Part]) -> Decoded:
             decoded.feedback.append(item)
         else:
             raise _unknown(part.name)
+    ops_per_run = Counter(run_id for _, run_id in pending)
     for (kind, run_id), entry in pending.items():
         name = f"{kind}.{run_id}"
         if entry.main is None:
             raise ApiError(422, f"{name}: out-of-band parts without the main part {name}", detail={"part": name})
         if not isinstance(entry.main, dict):
             raise invalid(name, "body", "must be a JSON object")
+        if kind == "post" and entry.shallow and not entry.attachments and ops_per_run[run_id] == 1:
+            built = fresh.build(run_id, entry.main, entry.payloads, entry.texts)
+            if built is not None:
+                decoded.built.append(built)
+                continue
         op = normalise(entry.kind, run_id, {**entry.main, **entry.payloads}, name, depth_checked=entry.shallow)
         op.attachments = entry.attachments
         op.texts = entry.texts

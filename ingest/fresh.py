@@ -29,21 +29,32 @@ from schemas.runs import RunOp
 from storage.blobs import BlobStore
 from storage.runs import RUN_COLUMNS, from_ticks, pack_rows, unpack_msgpack_row, unpack_row
 
+try:  # SDK posts' rows built in C from their parsed parts; built where a C compiler is available (setup.py)
+    from ingest._fresh import COLUMNS as _C_COLUMNS
+    from ingest._fresh import fresh_row
+except ImportError:
+    _C_COLUMNS, fresh_row = None, None
+
 # The batcher fills the first two and the last three: a packed row is joined between them (`insert_rows`).
 LEADING, TRAILING = ("tenant_id", "session_id"), ("ttl_days", "version", "is_deleted")
 if RUN_COLUMNS[: len(LEADING)] != LEADING or RUN_COLUMNS[-len(TRAILING) :] != TRAILING:
     raise RuntimeError(f"storage.runs.RUN_COLUMNS must start with {LEADING} and end with {TRAILING}")
 COLUMNS = RUN_COLUMNS[len(LEADING) : -len(TRAILING)]
+if _C_COLUMNS is not None and _C_COLUMNS != COLUMNS:
+    raise RuntimeError("ingest/_fresh.c writes other columns than ingest.fresh.COLUMNS: build it again or mend it")
+# A row built where the request is decoded, with what the batcher decides on beside it: the packed row, id, parent,
+# dotted order, start time (ticks), whether it ended, session id and name as sent, and its largest payload text
+# (the batcher offloads larger ones itself, so it merges those).
+Built = tuple[bytes, str, str | None, str, int, bool, str | None, str | None, int]
 _AT = {c: i for i, c in enumerate(COLUMNS)}
 PAYLOADS = ("inputs", "outputs", "extra", "events", "serialized")  # the JSON fields a row stores as text
 _NULLABLE = frozenset({"outputs", "serialized"})
 
 
-def split(ops: list[RunOp]) -> tuple[list[RunOp], dict[str, Any] | None]:
-    """(the ops to spool, the presumed-new rows). The rows: `rowbinary`, each one's COLUMNS packed (`pack_rows`);
-    beside them what the batcher decides on: `ids`, `parents`, `dotted`, `starts` (ticks), `ended`; `sessions`,
-    each one's [session_id, session_name] as sent; `text_bytes`, each one's largest payload text (the batcher
-    offloads larger ones itself, so it merges those)."""
+def split(ops: list[RunOp], built: list[Built] | None = None) -> tuple[list[RunOp], dict[str, Any] | None]:
+    """(the ops to spool, the presumed-new rows: those of `ops` and those `built` already). The rows: `rowbinary`,
+    each one's COLUMNS packed (`pack_rows`); beside them what the batcher decides on (`Built`): `ids`, `parents`,
+    `dotted`, `starts`, `ended`, `sessions` ([session_id, session_name] each) and `text_bytes`."""
     per_run = Counter(op.run_id for op in ops)
     rest: list[RunOp] = []
     rows: list[list[Any]] = []
@@ -66,18 +77,42 @@ def split(ops: list[RunOp]) -> tuple[list[RunOp], dict[str, Any] | None]:
         _, _, ancestors = derive.ancestry(state, None, start)
         rows.append(run_row("", state, start, ancestors, "", [], 0, 0, None, op.texts)[len(LEADING) : -len(TRAILING)])
         sessions.append([fields.get("session_id"), fields.get("session_name")])
-    if not rows:
+    made: list[Built] = [
+        (
+            packed,
+            row[_AT["id"]],
+            row[_AT["parent_run_id"]],
+            row[_AT["dotted_order"]],
+            row[_AT["start_time"]],
+            row[_AT["end_time"]] is not None,
+            session[0],
+            session[1],
+            max(len(row[_AT[name]] or b"") for name in OFFLOADED),
+        )
+        for packed, row, session in zip(pack_rows(rows, COLUMNS), rows, sessions, strict=True)
+    ]
+    if built:
+        made.extend(built)
+    if not made:
         return rest, None
     return rest, {
-        "rowbinary": pack_rows(rows, COLUMNS),
-        "ids": [row[_AT["id"]] for row in rows],
-        "parents": [row[_AT["parent_run_id"]] for row in rows],
-        "dotted": [row[_AT["dotted_order"]] for row in rows],
-        "starts": [row[_AT["start_time"]] for row in rows],
-        "ended": [row[_AT["end_time"]] is not None for row in rows],
-        "sessions": sessions,
-        "text_bytes": [max(len(row[_AT[name]] or b"") for name in OFFLOADED) for row in rows],
+        "rowbinary": [row[0] for row in made],
+        "ids": [row[1] for row in made],
+        "parents": [row[2] for row in made],
+        "dotted": [row[3] for row in made],
+        "starts": [row[4] for row in made],
+        "ended": [row[5] for row in made],
+        "sessions": [[row[6], row[7]] for row in made],
+        "text_bytes": [row[8] for row in made],
     }
+
+
+def build(run_id: str, main: dict[str, Any], payloads: dict[str, Any], texts: dict[str, bytes]) -> Built | None:
+    """The row of a post presumed new from its parsed parts, built in C (`ingest/_fresh.c`) when it is in the form
+    the SDK sends; None otherwise (or without the C module), and the post takes the Python path (`split`). The
+    caller has checked what the parts alone cannot show: the post is the run's only op in the request, has no
+    attachments, and no part nests too deep (`validate.shallow`)."""
+    return None if fresh_row is None else fresh_row(run_id, main, payloads, texts)
 
 
 def size(rows: dict[str, Any] | None) -> int:

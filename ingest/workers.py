@@ -57,9 +57,9 @@ def batch_record(body: bytes, encoding: str, tenant_id: uuid.UUID, max_bytes: in
 
 def spool_record(tenant_id: uuid.UUID, decoded: decode.Decoded) -> tuple[bytes, int, int]:
     """(the spool record, runs, feedback items)."""
-    ops, rows = fresh.split(decoded.ops)
+    ops, rows = fresh.split(decoded.ops, decoded.built)
     record = records.encode(tenant_id, ops, decoded.feedback, fresh=records.pack_fresh(rows))
-    return record, len(decoded.ops), len(decoded.feedback)
+    return record, decoded.runs(), len(decoded.feedback)
 
 
 def _serve(sock: socket.socket, setup: Callable[[], None] | None) -> None:
