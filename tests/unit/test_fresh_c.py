@@ -19,7 +19,7 @@ from ingest import decode, fresh
 from ingest.body import decompress
 from ingest.derive import _USAGE, segment
 from ingest.multipart import split_parts
-from ingest.validate import normalise
+from ingest.validate import normalise, openings
 from schemas import ApiError
 from schemas.runs import PAYLOAD_FIELDS
 from storage.runs import unpack_row
@@ -247,3 +247,8 @@ def test_random_posts_are_built_as_python_builds_them_or_declined(
     post: tuple[str, dict[str, Any], dict[str, Any], dict[str, bytes]],
 ) -> None:
     check(*post)
+
+
+@given(st.one_of(st.binary(max_size=600), st.lists(st.sampled_from([b"{", b"[", b"}", b"a", b"\xff"])).map(b"".join)))
+def test_openings_counts_as_bytes_count(data: bytes) -> None:
+    assert openings(data) == data.count(b"{") + data.count(b"[")
