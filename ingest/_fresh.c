@@ -55,14 +55,16 @@ static const char *USAGE_KEYS[U_COUNT] = {
 static PyObject *usage_keys[U_COUNT];
 static const char *THREAD_KEYS[] = {"session_id", "conversation_id", "thread_id"};
 static PyObject *thread_keys[3];
-static PyObject *s_metadata, *s_usage_metadata, *s_name, *s_time, *s_new_token, *s_llm;
+static PyObject *s_metadata, *s_usage_metadata, *s_name, *s_data, *s_time, *s_new_token, *s_llm;
 
+static PyObject *loads;      /* orjson.loads */
 static PyObject *dumps;      /* schemas.jsonutil.dumps */
 static PyObject *dumps_str;  /* schemas.jsonutil.dumps_str */
 static PyObject *text_value; /* ingest.derive.text_value */
 
 #define MAX_KV_ENTRIES 100 /* ingest.derive's */
 #define MAX_KV_VALUE 256
+#define MAX_NESTING 200 /* schemas.jsonutil's, checked at import by ingest.fresh */
 #define DECLINE 1 /* a step's result when the post is not one this path decides: not an error */
 /* Times whose microseconds since the epoch a double holds exactly: `storage.runs.ticks` goes through a float
  * timestamp, which this path computes the same way only below 2^53 (until 2255). */
@@ -672,7 +674,7 @@ static int payload_texts(Post *post, PyObject *texts) {
 }
 
 static PyObject *import_helpers(void) {
-    if (import_attr(&dumps, "schemas.jsonutil", "dumps") == NULL ||
+    if (import_attr(&loads, "orjson", "loads") == NULL || import_attr(&dumps, "schemas.jsonutil", "dumps") == NULL ||
         import_attr(&dumps_str, "schemas.jsonutil", "dumps_str") == NULL ||
         import_attr(&text_value, "ingest.derive", "text_value") == NULL) {
         return NULL;
@@ -680,22 +682,18 @@ static PyObject *import_helpers(void) {
     return Py_None;
 }
 
-static PyObject *fresh_row(PyObject *module, PyObject *args) {
-    PyObject *run_id, *main, *payloads, *texts;
-    if (!PyArg_ParseTuple(args, "UO!O!O!:fresh_row", &run_id, &PyDict_Type, &main, &PyDict_Type, &payloads,
-                          &PyDict_Type, &texts)) {
-        return NULL;
-    }
+/* The post's `Built` in `*made`: 0, DECLINE, or -1 with an exception set. */
+static int build_post(PyObject *run_id, PyObject *main, PyObject *payloads, PyObject *texts, PyObject **made) {
+    *made = NULL;
     if (!is_canonical_uuid(run_id)) {
-        Py_RETURN_NONE;
+        return DECLINE;
     }
     if (import_helpers() == NULL) {
-        return NULL;
+        return -1;
     }
     Post post = {{NULL}, NULL, PyList_New(0), {NULL}, 0, 0};
     Buffer out = {PyMem_Malloc(4096), 0, 4096}, scratch = {PyMem_Malloc(1024), 0, 1024},
            path = {PyMem_Malloc(256), 0, 256};
-    PyObject *made = NULL;
     int result = -1;
     if (post.ancestors == NULL || out.data == NULL || scratch.data == NULL || path.data == NULL) {
         if (!PyErr_Occurred()) {
@@ -718,10 +716,11 @@ static PyObject *fresh_row(PyObject *module, PyObject *args) {
             }
         }
         PyObject **v = post.values;
-        made = Py_BuildValue("(y#OOOLOOOn)", out.data, out.size, run_id, v[F_PARENT] ? v[F_PARENT] : Py_None,
-                             v[F_DOTTED], post.start, v[F_END] ? Py_True : Py_False,
-                             v[F_SESSION_ID] ? v[F_SESSION_ID] : Py_None,
-                             v[F_SESSION_NAME] ? v[F_SESSION_NAME] : Py_None, largest);
+        *made = Py_BuildValue("(y#OOOLOOOn)", out.data, out.size, run_id, v[F_PARENT] ? v[F_PARENT] : Py_None,
+                              v[F_DOTTED], post.start, v[F_END] ? Py_True : Py_False,
+                              v[F_SESSION_ID] ? v[F_SESSION_ID] : Py_None,
+                              v[F_SESSION_NAME] ? v[F_SESSION_NAME] : Py_None, largest);
+        result = *made == NULL ? -1 : 0;
     }
 done:
     Py_XDECREF(post.ancestors);
@@ -731,6 +730,209 @@ done:
     PyMem_Free(out.data);
     PyMem_Free(scratch.data);
     PyMem_Free(path.data);
+    return result;
+}
+
+static PyObject *fresh_row(PyObject *module, PyObject *args) {
+    PyObject *run_id, *main, *payloads, *texts, *made;
+    if (!PyArg_ParseTuple(args, "UO!O!O!:fresh_row", &run_id, &PyDict_Type, &main, &PyDict_Type, &payloads,
+                          &PyDict_Type, &texts)) {
+        return NULL;
+    }
+    int result = build_post(run_id, main, payloads, texts, &made);
+    if (result == DECLINE) {
+        Py_RETURN_NONE;
+    }
+    return made;
+}
+
+/* The containers JSON text opens at most (see `openings`). */
+static Py_ssize_t count_openings(const unsigned char *text, Py_ssize_t size) {
+    Py_ssize_t count = 0;
+    for (Py_ssize_t i = 0; i < size; i++) {
+        count += (text[i] == '{') | (text[i] == '[');
+    }
+    return count;
+}
+
+/* One run's parts in a body of posts (`sdk_posts`). */
+typedef struct {
+    PyObject *run_id;
+    PyObject *main;     /* its main part's JSON, NULL until read */
+    PyObject *payloads; /* payload name -> JSON */
+    PyObject *texts;    /* payload name -> the part's data */
+    PyObject *parts;    /* its parts, for the Python path if it declines */
+    int shallow;
+} Group;
+
+static void free_groups(Group *groups, Py_ssize_t count) {
+    for (Py_ssize_t i = 0; i < count; i++) {
+        Py_XDECREF(groups[i].run_id);
+        Py_XDECREF(groups[i].main);
+        Py_XDECREF(groups[i].payloads);
+        Py_XDECREF(groups[i].texts);
+        Py_XDECREF(groups[i].parts);
+    }
+    PyMem_Free(groups);
+}
+
+/* A part's name as `post.<run id>[.<payload>]`: its run id and payload name (NULL for the main part) as new
+ * references, or DECLINE for any other name. */
+static int post_part_name(PyObject *name, PyObject **run_id, PyObject **payload) {
+    *run_id = *payload = NULL;
+    if (!PyUnicode_Check(name) || !PyUnicode_IS_ASCII(name)) {
+        return DECLINE;
+    }
+    const char *text = (const char *)PyUnicode_DATA(name);
+    Py_ssize_t size = PyUnicode_GET_LENGTH(name);
+    if (size < 41 || memcmp(text, "post.", 5) != 0 || (size > 41 && text[41] != '.')) {
+        return DECLINE;
+    }
+    if (size > 41) {
+        int known = 0;
+        for (int i = F_INPUTS; i < F_COUNT && !known; i++) {
+            if (PyUnicode_CompareWithASCIIString(field_names[i], text + 42) == 0) {
+                *payload = Py_NewRef(field_names[i]);
+                known = 1;
+            }
+        }
+        if (!known) {
+            return DECLINE;
+        }
+    }
+    *run_id = PyUnicode_FromStringAndSize(text + 5, 36);
+    if (*run_id == NULL) {
+        Py_CLEAR(*payload);
+        return -1;
+    }
+    if (!is_canonical_uuid(*run_id)) {
+        Py_CLEAR(*run_id);
+        Py_CLEAR(*payload);
+        return DECLINE;
+    }
+    return 0;
+}
+
+/* Reads one part into its run's group; DECLINE when the body is not one this path reads. */
+static int read_part(PyObject *part, PyObject *index, Group **groups, Py_ssize_t *count, Py_ssize_t *capacity) {
+    PyObject *name = PyObject_GetAttr(part, s_name);
+    if (name == NULL) {
+        return -1;
+    }
+    PyObject *run_id, *payload;
+    int result = post_part_name(name, &run_id, &payload);
+    Py_DECREF(name);
+    if (result != 0) {
+        return result;
+    }
+    PyObject *data = PyObject_GetAttr(part, s_data);
+    PyObject *found = data == NULL ? NULL : PyDict_GetItemWithError(index, run_id);
+    Group *group = NULL;
+    if (data == NULL || (found == NULL && PyErr_Occurred())) {
+        result = -1;
+    } else if (!PyBytes_Check(data)) {
+        result = DECLINE;
+    } else if (found != NULL) {
+        group = &(*groups)[PyLong_AsSsize_t(found)];
+    } else {
+        if (*count == *capacity) {
+            Group *grown = PyMem_Realloc(*groups, sizeof(Group) * (*capacity * 2));
+            if (grown == NULL) {
+                PyErr_NoMemory();
+                result = -1;
+            } else {
+                *groups = grown;
+                *capacity *= 2;
+            }
+        }
+        if (result == 0) {
+            group = &(*groups)[*count];
+            *group = (Group){Py_NewRef(run_id), NULL, PyDict_New(), PyDict_New(), PyList_New(0), 1};
+            (*count)++;
+            PyObject *at = PyLong_FromSsize_t(*count - 1);
+            if (group->payloads == NULL || group->texts == NULL || group->parts == NULL || at == NULL ||
+                PyDict_SetItem(index, run_id, at) < 0) {
+                result = -1;
+            }
+            Py_XDECREF(at);
+        }
+    }
+    if (result == 0 && payload == NULL && group->main != NULL) {
+        result = DECLINE; /* a duplicate main part: the Python path says so */
+    }
+    if (result == 0) {
+        /* orjson reads it or the Python path decides (the standard library reads what orjson does not) */
+        PyObject *value = PyObject_CallOneArg(loads, data);
+        if (value == NULL) {
+            PyErr_Clear();
+            result = DECLINE;
+        } else if (payload == NULL) {
+            group->main = value;
+        } else {
+            result = PyDict_SetItem(group->payloads, payload, value) < 0 || PyDict_SetItem(group->texts, payload, data) < 0
+                         ? -1
+                         : 0;
+            Py_DECREF(value);
+        }
+    }
+    if (result == 0) {
+        Py_ssize_t size = PyBytes_GET_SIZE(data);
+        group->shallow = group->shallow && (size <= 2 * MAX_NESTING + 1 ||
+                                            count_openings((const unsigned char *)PyBytes_AS_STRING(data), size) <= MAX_NESTING);
+        result = PyList_Append(group->parts, part);
+    }
+    Py_XDECREF(data);
+    Py_DECREF(run_id);
+    Py_XDECREF(payload);
+    return result;
+}
+
+/* A body of posts only, the SDK's for finished runs: (the `Built` of each post built here, the parts of the others
+ * in body order), or None when the body has any other part, a part orjson does not read, a post without its main
+ * part or with two. Then, and for the parts returned, `decode.from_multipart` reads them as it reads any body. */
+static PyObject *sdk_posts(PyObject *module, PyObject *parts) {
+    if (!PyList_Check(parts)) {
+        PyErr_SetString(PyExc_TypeError, "sdk_posts() takes a list of parts");
+        return NULL;
+    }
+    if (import_helpers() == NULL) {
+        return NULL;
+    }
+    Py_ssize_t count = 0, capacity = 64;
+    Group *groups = PyMem_Malloc(sizeof(Group) * capacity);
+    PyObject *index = PyDict_New(), *built = PyList_New(0), *rest = PyList_New(0), *made = NULL;
+    int result = groups == NULL || index == NULL || built == NULL || rest == NULL ? -1 : 0;
+    for (Py_ssize_t i = 0; result == 0 && i < PyList_GET_SIZE(parts); i++) {
+        result = read_part(PyList_GET_ITEM(parts, i), index, &groups, &count, &capacity);
+    }
+    for (Py_ssize_t i = 0; result == 0 && i < count; i++) {
+        Group *group = &groups[i];
+        if (group->main == NULL || !PyDict_Check(group->main)) {
+            result = DECLINE; /* the Python path rejects it */
+            break;
+        }
+        PyObject *row = NULL;
+        int step = group->shallow ? build_post(group->run_id, group->main, group->payloads, group->texts, &row)
+                                  : DECLINE;
+        if (step == 0) {
+            step = PyList_Append(built, row);
+            Py_DECREF(row);
+        } else if (step == DECLINE) {
+            step = PyList_SetSlice(rest, PyList_GET_SIZE(rest), PyList_GET_SIZE(rest), group->parts);
+        }
+        result = step;
+    }
+    if (result == 0) {
+        /* the declined runs' parts grouped by run, runs in the order of their first part: `decode.from_multipart`
+         * orders ops so, and a body of posts has one op per run */
+        made = PyTuple_Pack(2, built, rest);
+    }
+    Py_XDECREF(index);
+    Py_XDECREF(built);
+    Py_XDECREF(rest);
+    if (groups != NULL) {
+        free_groups(groups, count);
+    }
     if (result == DECLINE) {
         Py_RETURN_NONE;
     }
@@ -745,15 +947,13 @@ static PyObject *openings(PyObject *module, PyObject *data) {
         PyErr_SetString(PyExc_TypeError, "openings() takes bytes");
         return NULL;
     }
-    const unsigned char *text = (const unsigned char *)PyBytes_AS_STRING(data);
-    Py_ssize_t size = PyBytes_GET_SIZE(data), count = 0;
-    for (Py_ssize_t i = 0; i < size; i++) {
-        count += (text[i] == '{') | (text[i] == '[');
-    }
-    return PyLong_FromSsize_t(count);
+    return PyLong_FromSsize_t(count_openings((const unsigned char *)PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data)));
 }
 
 static PyMethodDef methods[] = {
+    {"sdk_posts", sdk_posts, METH_O,
+     "sdk_posts(parts) -> (built, rest) or None: the posts of a body of posts only built here, the parts of the "
+     "others left to decode.from_multipart; None for any other body."},
     {"openings", openings, METH_O, "openings(data) -> int: how many '{' and '[' bytes `data` holds."},
     {"fresh_row", fresh_row, METH_VARARGS,
      "fresh_row(run_id, main, payloads, texts) -> (row, id, parent, dotted, start, ended, session_id, session_name, "
@@ -785,7 +985,7 @@ PyMODINIT_FUNC PyInit__fresh(void) {
         }
     }
     if ((s_metadata = intern("metadata")) == NULL || (s_usage_metadata = intern("usage_metadata")) == NULL ||
-        (s_name = intern("name")) == NULL || (s_time = intern("time")) == NULL ||
+        (s_name = intern("name")) == NULL || (s_data = intern("data")) == NULL || (s_time = intern("time")) == NULL ||
         (s_new_token = intern("new_token")) == NULL || (s_llm = intern("llm")) == NULL) {
         return NULL;
     }
@@ -800,6 +1000,10 @@ PyMODINIT_FUNC PyInit__fresh(void) {
         "outputs_kv", "thread_id", "reference_example_id", "prompt_tokens", "completion_tokens", "total_tokens",
         "prompt_cost", "completion_cost", "total_cost", "prompt_token_details", "completion_token_details",
         "prompt_cost_details", "completion_cost_details");
+    if (PyModule_AddIntConstant(module, "MAX_NESTING", MAX_NESTING) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
     if (columns == NULL || PyModule_AddObject(module, "COLUMNS", columns) < 0) {
         Py_XDECREF(columns);
         Py_DECREF(module);

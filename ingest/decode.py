@@ -58,9 +58,10 @@ class _Pending:
 def from_multipart(parts: list[Part]) -> Decoded:
     """Parts are grouped per (op, run); ops keep the body order of their first part, so a post and a patch of
     one run in one body (the SDK's compressed path) are applied post first."""
+    built, parts = fresh.build_all(parts)
     pending: dict[tuple[str, str], _Pending] = {}
     last_op_of_run: dict[str, tuple[str, str]] = {}
-    decoded = Decoded()
+    decoded = Decoded(built=built)
     for part in parts:
         pieces = part.name.split(".")
         head = pieces[0]
@@ -105,9 +106,9 @@ def from_multipart(parts: list[Part]) -> Decoded:
         if not isinstance(entry.main, dict):
             raise invalid(name, "body", "must be a JSON object")
         if kind == "post" and entry.shallow and not entry.attachments and ops_per_run[run_id] == 1:
-            built = fresh.build(run_id, entry.main, entry.payloads, entry.texts)
-            if built is not None:
-                decoded.built.append(built)
+            row = fresh.build(run_id, entry.main, entry.payloads, entry.texts)
+            if row is not None:
+                decoded.built.append(row)
                 continue
         op = normalise(entry.kind, run_id, {**entry.main, **entry.payloads}, name, depth_checked=entry.shallow)
         op.attachments = entry.attachments

@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from ingest import derive, merge
+from ingest.multipart import Part
 from ingest.rows import EMPTY_TEXTS, OFFLOADED, run_row, state_from_row
 from ingest.validate import format_time
 from schemas import jsonutil
@@ -31,17 +32,18 @@ from storage.runs import RUN_COLUMNS, from_ticks, pack_rows, unpack_msgpack_row,
 
 try:  # SDK posts' rows built in C from their parsed parts; built where a C compiler is available (setup.py)
     from ingest._fresh import COLUMNS as _C_COLUMNS
-    from ingest._fresh import fresh_row
+    from ingest._fresh import MAX_NESTING as _C_MAX_NESTING
+    from ingest._fresh import fresh_row, sdk_posts
 except ImportError:
-    _C_COLUMNS, fresh_row = None, None
+    _C_COLUMNS, _C_MAX_NESTING, fresh_row, sdk_posts = None, None, None, None
 
 # The batcher fills the first two and the last three: a packed row is joined between them (`insert_rows`).
 LEADING, TRAILING = ("tenant_id", "session_id"), ("ttl_days", "version", "is_deleted")
 if RUN_COLUMNS[: len(LEADING)] != LEADING or RUN_COLUMNS[-len(TRAILING) :] != TRAILING:
     raise RuntimeError(f"storage.runs.RUN_COLUMNS must start with {LEADING} and end with {TRAILING}")
 COLUMNS = RUN_COLUMNS[len(LEADING) : -len(TRAILING)]
-if _C_COLUMNS is not None and _C_COLUMNS != COLUMNS:
-    raise RuntimeError("ingest/_fresh.c writes other columns than ingest.fresh.COLUMNS: build it again or mend it")
+if _C_COLUMNS is not None and (_C_COLUMNS != COLUMNS or _C_MAX_NESTING != jsonutil.MAX_NESTING):
+    raise RuntimeError("ingest/_fresh.c differs from ingest.fresh.COLUMNS or jsonutil.MAX_NESTING: mend it")
 # A row built where the request is decoded, with what the batcher decides on beside it: the packed row, id, parent,
 # dotted order, start time (ticks), whether it ended, session id and name as sent, and its largest payload text
 # (the batcher offloads larger ones itself, so it merges those).
@@ -105,6 +107,14 @@ def split(ops: list[RunOp], built: list[Built] | None = None) -> tuple[list[RunO
         "sessions": [[row[6], row[7]] for row in made],
         "text_bytes": [row[8] for row in made],
     }
+
+
+def build_all(parts: list[Part]) -> tuple[list[Built], list[Part]]:
+    """The posts of a body of posts only (the SDK's for finished runs) built in C from its parts, parsed there too,
+    and the parts of the others, which `decode.from_multipart` reads as it reads any body: all of them for any
+    other body, or without the C module. What `build` builds, with the checks its caller makes made here."""
+    found = None if sdk_posts is None else sdk_posts(parts)
+    return ([], parts) if found is None else found
 
 
 def build(run_id: str, main: dict[str, Any], payloads: dict[str, Any], texts: dict[str, bytes]) -> Built | None:

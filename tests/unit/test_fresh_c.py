@@ -5,6 +5,7 @@ whatever it cannot decide so (a post the Python rejects or does not presume new)
 from __future__ import annotations
 
 import contextlib
+import json
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -18,9 +19,9 @@ from hypothesis import strategies as st
 from ingest import decode, fresh
 from ingest.body import decompress
 from ingest.derive import _USAGE, segment
-from ingest.multipart import split_parts
+from ingest.multipart import Part, split_parts
 from ingest.validate import normalise, openings
-from schemas import ApiError
+from schemas import ApiError, jsonutil
 from schemas.runs import PAYLOAD_FIELDS
 from storage.runs import unpack_row
 from tests.bench import ingest as bench
@@ -252,3 +253,88 @@ def test_random_posts_are_built_as_python_builds_them_or_declined(
 @given(st.one_of(st.binary(max_size=600), st.lists(st.sampled_from([b"{", b"[", b"}", b"a", b"\xff"])).map(b"".join)))
 def test_openings_counts_as_bytes_count(data: bytes) -> None:
     assert openings(data) == data.count(b"{") + data.count(b"[")
+
+
+def as_body(post: tuple[str, dict[str, Any], dict[str, Any], dict[str, bytes]]) -> list[Part]:
+    """A post's parts as the SDK sends them: the main part, then each payload's."""
+    run_id, main, payloads, texts = post
+    parts = [Part(f"post.{run_id}", "application/json", _dumped(main))]
+    parts.extend(
+        Part(f"post.{run_id}.{k}", "application/json", texts.get(k) or _dumped(v)) for k, v in payloads.items()
+    )
+    return parts
+
+
+def _dumped(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value)
+    except TypeError:  # an integer beyond 64 bits
+        return json.dumps(value).encode()
+
+
+ODDITIES: dict[str, Any] = {
+    "a patch": lambda run_id: [Part(f"patch.{run_id}", "application/json", b"{}")],
+    "an attachment": lambda run_id: [Part(f"attachment.{run_id}.file", "text/plain", b"x")],
+    "feedback": lambda run_id: [Part(f"feedback.{uuid.uuid4()}", "application/json", b"{}")],
+    "a second main part": lambda run_id: [Part(f"post.{run_id}", "application/json", b"{}")],
+    "JSON orjson does not read": lambda run_id: [
+        Part(f"post.{run_id}.inputs", "application/json", b'{"a": "\\ud800"}')
+    ],
+    "a payload without its main part": lambda run_id: [Part(f"post.{uuid.uuid4()}.inputs", "application/json", b"{}")],
+    "an id not in canonical text": lambda run_id: [Part(f"post.{run_id.upper()}", "application/json", b"{}")],
+    "an unknown payload": lambda run_id: [Part(f"post.{run_id}.other", "application/json", b"{}")],
+}
+
+
+@pytest.mark.parametrize("oddity", ODDITIES)
+def test_a_body_with_anything_but_posts_is_left_to_python(oddity: str) -> None:
+    run_id = str(uuid.uuid4())
+    parts = as_body((run_id, *as_parts(sdk_post(run_id)))) + ODDITIES[oddity](run_id)
+    assert fresh.sdk_posts(parts) is None
+
+
+def test_the_posts_it_declines_are_decoded_by_python_beside_those_it_builds() -> None:
+    built_id, declined_id = str(uuid.uuid4()), str(uuid.uuid4())
+    parts = as_body((built_id, *as_parts(sdk_post(built_id)))) + as_body(
+        (declined_id, *as_parts(sdk_post(declined_id, inputs={"a.b": 1})))
+    )
+    decoded = decode.from_multipart(parts)
+    assert [row[1] for row in decoded.built] == [built_id]
+    assert [op.run_id for op in decoded.ops] == [declined_id]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(posts(), min_size=1, max_size=3))
+def test_bodies_of_posts_are_built_as_each_post_is_or_left_to_python(
+    posts: list[tuple[str, dict[str, Any], dict[str, Any], dict[str, bytes]]],
+) -> None:
+    parts = [part for post in posts for part in as_body(post)]
+    found = fresh.sdk_posts(parts)
+    if found is None:
+        assert not all(_orjson_reads(part.data) for part in parts), "a body of posts only is left to Python"
+        return
+    built, rest = found
+    built_ids = {row[1] for row in built}
+    for row in built:  # as `decode.from_multipart` reads the parts
+        main, payloads, texts = jsonutil.loads(_part(parts, f"post.{row[1]}")), {}, {}
+        for part in parts:
+            if part.name.startswith(f"post.{row[1]}."):
+                name = part.name.rsplit(".", 1)[1]
+                payloads[name], text = jsonutil.loads_with_text(part.data)
+                if text is not None:
+                    texts[name] = text
+        assert row == by_python(row[1], main, payloads, texts)
+    expected = [part for post in posts if post[0] not in built_ids for part in as_body(post)]
+    assert [(p.name, p.data) for p in rest] == [(p.name, p.data) for p in expected]
+
+
+def _orjson_reads(data: bytes) -> bool:
+    try:
+        orjson.loads(data)
+    except orjson.JSONDecodeError:  # integers beyond 64 bits, lone surrogates, Infinity (the standard library's)
+        return False
+    return True
+
+
+def _part(parts: list[Part], name: str) -> bytes:
+    return next(part.data for part in parts if part.name == name)
