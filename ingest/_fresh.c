@@ -621,7 +621,8 @@ static int put_row(Buffer *out, Post *post, PyObject *run_id, Buffer *scratch, B
     if (put_string(out, v[F_DOTTED]) < 0 || put(out, v[F_PARENT] == NULL ? "\x01" : "\x00", 1) < 0 ||
         put_string(out, v[F_NAME]) < 0 || put_string(out, v[F_RUN_TYPE]) < 0 ||
         put_bytes(out, status, strlen(status)) < 0 || put_le(out, (unsigned long long)post->start, 8) < 0 ||
-        put_optional_ticks(out, v[F_END] != NULL, post->end) < 0 || put_optional_ticks(out, has_first, first_ticks) < 0 ||
+        put_optional_ticks(out, v[F_END] != NULL, post->end) < 0 ||
+        put_optional_ticks(out, has_first, first_ticks) < 0 ||
         put_optional(out, v[F_ERROR]) < 0 || put_string(out, post->texts[0]) < 0 ||
         put_optional(out, post->texts[1]) < 0 || put_string(out, post->texts[2]) < 0 ||
         put_string(out, post->texts[3]) < 0 || put_optional(out, post->texts[4]) < 0 ||
@@ -869,16 +870,16 @@ static int read_part(PyObject *part, PyObject *index, Group **groups, Py_ssize_t
         } else if (payload == NULL) {
             group->main = value;
         } else {
-            result = PyDict_SetItem(group->payloads, payload, value) < 0 || PyDict_SetItem(group->texts, payload, data) < 0
-                         ? -1
-                         : 0;
+            int stored = PyDict_SetItem(group->payloads, payload, value) == 0 &&
+                         PyDict_SetItem(group->texts, payload, data) == 0;
+            result = stored ? 0 : -1;
             Py_DECREF(value);
         }
     }
     if (result == 0) {
         Py_ssize_t size = PyBytes_GET_SIZE(data);
-        group->shallow = group->shallow && (size <= 2 * MAX_NESTING + 1 ||
-                                            count_openings((const unsigned char *)PyBytes_AS_STRING(data), size) <= MAX_NESTING);
+        const unsigned char *text = (const unsigned char *)PyBytes_AS_STRING(data);
+        group->shallow = group->shallow && (size <= 2 * MAX_NESTING + 1 || count_openings(text, size) <= MAX_NESTING);
         result = PyList_Append(group->parts, part);
     }
     Py_XDECREF(data);
@@ -888,8 +889,9 @@ static int read_part(PyObject *part, PyObject *index, Group **groups, Py_ssize_t
 }
 
 /* A body of posts only, the SDK's for finished runs: (the `Built` of each post built here, the parts of the others
- * in body order), or None when the body has any other part, a part orjson does not read, a post without its main
- * part or with two. Then, and for the parts returned, `decode.from_multipart` reads them as it reads any body. */
+ * grouped by run, runs in the order of their first part), or None when the body has any other part, a part orjson
+ * does not read, a post without its main part or with two. Then, and for the parts returned,
+ * `decode.from_multipart` reads them as it reads any body. */
 static PyObject *sdk_posts(PyObject *module, PyObject *parts) {
     if (!PyList_Check(parts)) {
         PyErr_SetString(PyExc_TypeError, "sdk_posts() takes a list of parts");
@@ -902,6 +904,9 @@ static PyObject *sdk_posts(PyObject *module, PyObject *parts) {
     Group *groups = PyMem_Malloc(sizeof(Group) * capacity);
     PyObject *index = PyDict_New(), *built = PyList_New(0), *rest = PyList_New(0), *made = NULL;
     int result = groups == NULL || index == NULL || built == NULL || rest == NULL ? -1 : 0;
+    if (groups == NULL && !PyErr_Occurred()) {
+        PyErr_NoMemory();
+    }
     for (Py_ssize_t i = 0; result == 0 && i < PyList_GET_SIZE(parts); i++) {
         result = read_part(PyList_GET_ITEM(parts, i), index, &groups, &count, &capacity);
     }

@@ -9,6 +9,10 @@ otherwise it rebuilds the post from the row (`FreshBlock.op`) and merges it like
 thread, which every run passes through holding the GIL, then stages such a run in ~18 µs (its storage lookup
 included) instead of ~50 (decode, merge, derive, row), measured on tests/bench/ingest.py's requests.
 
+A post in the form the SDK sends is read, validated and built in one step in C (`build_all`, `build`:
+`ingest/_fresh.c`), which declines to this Python anything it cannot decide exactly as the Python does;
+tests/unit/test_fresh_c.py holds both to the same rows.
+
 The rows travel packed for the insert (`storage.runs.pack_rows`), with what the batcher decides on beside them
 (ids, parents, dotted orders, start times). The server process joins them into its insert as bytes, and unpacks
 one only when something reads the run's state or the presumption failed.
