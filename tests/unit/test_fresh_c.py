@@ -1,6 +1,7 @@
 """`ingest/_fresh.c` against the Python it stands in for: for any post, the row it builds (and what the batcher
 decides on beside it) is byte for byte the row `ingest.fresh.split` builds after `ingest.validate.normalise`, and
-whatever it cannot decide so (a post the Python rejects or does not presume new) it declines."""
+whatever it cannot decide so (a post the Python rejects or does not presume new) it declines; of a body, it reads
+only bodies of posts, and hands the parts of the posts it declines back to `decode.from_multipart`."""
 
 from __future__ import annotations
 
