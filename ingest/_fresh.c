@@ -70,11 +70,8 @@ static PyObject *text_value; /* ingest.derive.text_value */
  * timestamp, which this path computes the same way only below 2^53 (until 2255). */
 #define EXACT_MICROS (1LL << 53)
 
-static int is_canonical_uuid(PyObject *value) {
-    if (!PyUnicode_Check(value) || !PyUnicode_IS_ASCII(value) || PyUnicode_GET_LENGTH(value) != 36) {
-        return 0;
-    }
-    const char *text = (const char *)PyUnicode_DATA(value);
+/* Whether the 36 characters at `text` are a UUID's canonical text (`schemas.runs.CANONICAL_UUID`: lower case). */
+static int canonical_chars(const char *text) {
     for (int i = 0; i < 36; i++) {
         char c = text[i];
         if (i == 8 || i == 13 || i == 18 || i == 23) {
@@ -86,6 +83,11 @@ static int is_canonical_uuid(PyObject *value) {
         }
     }
     return 1;
+}
+
+static int is_canonical_uuid(PyObject *value) {
+    return PyUnicode_Check(value) && PyUnicode_IS_ASCII(value) && PyUnicode_GET_LENGTH(value) == 36 &&
+           canonical_chars((const char *)PyUnicode_DATA(value));
 }
 
 static int digits(const char *text, int count) {
@@ -154,10 +156,6 @@ static PyObject *field(PyObject *main, PyObject *payloads, int which, int *faile
         *failed = 1;
     }
     return value == Py_None ? NULL : value;
-}
-
-static int put_bytes(Buffer *out, const char *data, Py_ssize_t size) {
-    return put_varint(out, size) < 0 ? -1 : put(out, data, size);
 }
 
 /* Text cut to MAX_KV_VALUE code points, as `value[:MAX_KV_VALUE]`. */
@@ -461,26 +459,18 @@ static int check_dotted(PyObject *dotted, PyObject *run_id, PyObject *parent, Py
         const char *dot = memchr(text + start, '.', size - start);
         Py_ssize_t end = dot ? dot - text : size;
         const char *segment = text + start;
-        if (end - start != 58 || segment[21] != 'Z' || digits(segment, 8) < 0) {
-            return DECLINE;
-        }
-        PyObject *id = PyUnicode_FromStringAndSize(segment + 22, 36);
-        if (id == NULL) {
-            return -1;
-        }
-        if (!is_canonical_uuid(id)) {
-            Py_DECREF(id);
+        if (end - start != 58 || segment[21] != 'Z' || digits(segment, 8) < 0 || !canonical_chars(segment + 22)) {
             return DECLINE;
         }
         if (dot == NULL) {
-            Py_DECREF(id);
             if (memcmp(segment + 22, run, 36) != 0) {
                 return DECLINE;
             }
             break;
         }
-        int appended = PyList_Append(ancestors, id);
-        Py_DECREF(id);
+        PyObject *id = PyUnicode_FromStringAndSize(segment + 22, 36);
+        int appended = id == NULL ? -1 : PyList_Append(ancestors, id);
+        Py_XDECREF(id);
         if (appended < 0) {
             return -1;
         }

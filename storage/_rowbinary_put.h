@@ -64,6 +64,11 @@ static int put_le(Buffer *out, unsigned long long value, int size) {
     return put(out, bytes, size);
 }
 
+/* A String value: its length, then its bytes. */
+static int put_bytes(Buffer *out, const char *data, Py_ssize_t size) {
+    return put_varint(out, size) < 0 ? -1 : put(out, data, size);
+}
+
 static PyObject *import_attr(PyObject **cache, const char *module, const char *name) {
     if (*cache == NULL) {
         PyObject *imported = PyImport_ImportModule(module);
@@ -92,23 +97,16 @@ static int put_text(Buffer *out, PyObject *text) {
             return -1;
         }
         data = PyUnicode_AsUTF8AndSize(fixed, &size);
-        int result = data == NULL ? -1 : (put_varint(out, size) < 0 ? -1 : put(out, data, size));
+        int result = data == NULL ? -1 : put_bytes(out, data, size);
         Py_DECREF(fixed);
         return result;
     }
-    if (put_varint(out, size) < 0) {
-        return -1;
-    }
-    return put(out, data, size);
+    return put_bytes(out, data, size);
 }
 
 static int put_string(Buffer *out, PyObject *value) {
     if (PyBytes_Check(value)) {
-        Py_ssize_t size = PyBytes_GET_SIZE(value);
-        if (put_varint(out, size) < 0) {
-            return -1;
-        }
-        return put(out, PyBytes_AS_STRING(value), size);
+        return put_bytes(out, PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value));
     }
     if (PyUnicode_Check(value)) {
         return put_text(out, value);
