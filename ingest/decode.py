@@ -58,7 +58,8 @@ class _Pending:
 def from_multipart(parts: list[Part]) -> Decoded:
     """Parts are grouped per (op, run); ops keep the body order of their first part, so a post and a patch of
     one run in one body (the SDK's compressed path) are applied post first."""
-    built, parts = fresh.build_all(parts)
+    read_in_c = fresh.build_all(parts)
+    built, parts = ([], parts) if read_in_c is None else read_in_c
     pending: dict[tuple[str, str], _Pending] = {}
     last_op_of_run: dict[str, tuple[str, str]] = {}
     decoded = Decoded(built=built)
@@ -105,7 +106,8 @@ def from_multipart(parts: list[Part]) -> Decoded:
             raise ApiError(422, f"{name}: out-of-band parts without the main part {name}", detail={"part": name})
         if not isinstance(entry.main, dict):
             raise invalid(name, "body", "must be a JSON object")
-        if kind == "post" and entry.shallow and not entry.attachments and ops_per_run[run_id] == 1:
+        presumed = kind == "post" and entry.shallow and not entry.attachments and ops_per_run[run_id] == 1
+        if presumed and read_in_c is None:  # a post C read and declined it would decline again
             row = fresh.build(run_id, entry.main, entry.payloads, entry.texts)
             if row is not None:
                 decoded.built.append(row)

@@ -113,12 +113,12 @@ def split(ops: list[RunOp], built: list[Built] | None = None) -> tuple[list[RunO
     }
 
 
-def build_all(parts: list[Part]) -> tuple[list[Built], list[Part]]:
+def build_all(parts: list[Part]) -> tuple[list[Built], list[Part]] | None:
     """The posts of a body of posts only (the SDK's for finished runs) built in C from its parts, parsed there too,
-    and the parts of the others, which `decode.from_multipart` reads as it reads any body: all of them for any
-    other body, or without the C module. What `build` builds, with the checks its caller makes made here."""
-    found = None if sdk_posts is None else sdk_posts(parts)
-    return ([], parts) if found is None else found
+    and the parts of the others, which `decode.from_multipart` reads as it reads any body; None for any other body,
+    or without the C module. What `build` builds, with the checks its caller makes made here: the posts it declined
+    `build` would decline too."""
+    return None if sdk_posts is None else sdk_posts(parts)
 
 
 def build(run_id: str, main: dict[str, Any], payloads: dict[str, Any], texts: dict[str, bytes]) -> Built | None:
