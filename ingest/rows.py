@@ -119,7 +119,7 @@ def _ticks_or_none(value: str | None) -> int | None:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         return None
-    aware = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+    aware = _utc(parsed)
     return ticks(aware) if EARLIEST_TIME <= aware <= LATEST_TIME else None
 
 
