@@ -9,6 +9,7 @@ from typing import Any
 
 from schemas import jsonutil
 from schemas.jsonutil import CONTAINERS
+from schemas.times import assume_utc
 
 MAX_KV_ENTRIES = 100
 MAX_KV_VALUE = 256
@@ -70,7 +71,7 @@ def start_hint(fields: dict[str, Any], run_id: str) -> datetime | None:
     if isinstance(start, str):
         with contextlib.suppress(ValueError):
             parsed = datetime.fromisoformat(start)
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+            return assume_utc(parsed)
     return segment_start(fields.get("dotted_order") or "", run_id)
 
 

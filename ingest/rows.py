@@ -8,7 +8,7 @@ the insert packs as is (`storage.runs.pack_rows`), and ClickHouse reads into the
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
@@ -16,6 +16,7 @@ from ingest import derive, merge
 from ingest.validate import format_time
 from schemas import jsonutil
 from schemas.runs import EARLIEST_TIME, LATEST_TIME
+from schemas.times import assume_utc
 from storage.blobs import BlobStore
 from storage.runs import ticks
 
@@ -119,7 +120,7 @@ def _ticks_or_none(value: str | None) -> int | None:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         return None
-    aware = _utc(parsed)
+    aware = assume_utc(parsed)
     return ticks(aware) if EARLIEST_TIME <= aware <= LATEST_TIME else None
 
 
@@ -136,7 +137,7 @@ def state_from_row(row: dict[str, Any], blobs: BlobStore) -> dict[str, Any]:
         "run_type": row["run_type"],
         "trace_id": str(row["trace_id"]),
         "dotted_order": row["dotted_order"],
-        "start_time": format_time(_utc(row["start_time"])),
+        "start_time": format_time(assume_utc(row["start_time"])),
         "tags": list(row["tags"]),
     }
     state["_stored_key"] = [state["_session"], state["start_time"]]
@@ -144,7 +145,7 @@ def state_from_row(row: dict[str, Any], blobs: BlobStore) -> dict[str, Any]:
     if row["parent_run_id"] is not None:
         state["parent_run_id"] = str(row["parent_run_id"])
     if row["end_time"] is not None:
-        state["end_time"] = format_time(_utc(row["end_time"]))
+        state["end_time"] = format_time(assume_utc(row["end_time"]))
     if row["error"] is not None:
         state["error"] = row["error"]
     if row["reference_example_id"] is not None:
@@ -155,7 +156,3 @@ def state_from_row(row: dict[str, Any], blobs: BlobStore) -> dict[str, Any]:
         elif row[name] and row[name] not in EMPTY_TEXTS:  # empty defaults stand for "absent": a post may fill
             state[name] = jsonutil.loads(row[name])
     return state
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value

@@ -11,6 +11,7 @@ from query.run_reads import JSON_BODY, JsonBody, json_response
 from schemas import ApiError, Tenant
 from schemas.feedback import config_of, key_of, source_type
 from schemas.tenancy import current_tenant
+from schemas.times import assume_utc
 from storage import Storage
 from storage.feedback import feedback_json
 from storage.feedback_tokens import FeedbackTokens
@@ -37,7 +38,7 @@ def _expiry(spec: dict[str, Any]) -> datetime:
             at = datetime.fromisoformat(str(spec["expires_at"]))
         except ValueError:
             raise ApiError(422, "expires_at is not an ISO 8601 timestamp", detail={"field": "expires_at"}) from None
-        return at.replace(tzinfo=UTC) if at.tzinfo is None else at
+        return assume_utc(at)
     delta = spec.get("expires_in")
     if isinstance(delta, dict):
         try:

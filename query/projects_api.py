@@ -19,6 +19,7 @@ from query.v2_requests import unsupported
 from schemas import ApiError, Tenant, jsonutil
 from schemas.projects import DEFAULT_PROJECT_NAME, Project
 from schemas.tenancy import current_tenant
+from schemas.times import assume_utc
 from storage import Storage
 from storage.deletes import Deleter
 from storage.projects import ProjectRepository
@@ -72,7 +73,7 @@ def _time(value: Any, field: str) -> datetime | None:
         parsed = datetime.fromisoformat(str(value))
     except ValueError:
         raise ApiError(422, f"{field} is not an ISO 8601 timestamp", detail={"field": field}) from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+    return assume_utc(parsed)
 
 
 def _ttl(value: Any, field: str) -> int | None:

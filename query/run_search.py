@@ -18,6 +18,7 @@ from query.cursors import Cursor
 from query.filter import FilterError, Node, Params, Search, compile_filter, parse
 from schemas import ApiError
 from schemas.runs import EARLIEST_TIME, LATEST_TIME
+from schemas.times import assume_utc
 from storage.run_queries import META_COLUMNS, PAYLOAD_COLUMNS, TRACE_CLOCK_SKEW, RunLocation, RunReader
 
 MAX_LIMIT = 100
@@ -31,7 +32,7 @@ def _one_or_many(value: Any) -> Any:
 def _utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
-    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value
+    value = assume_utc(value)
     if not EARLIEST_TIME <= value <= LATEST_TIME:  # first: converting a time at datetime's edge can overflow
         raise ValueError("must be between 1900 and 2299")
     return value.astimezone(UTC)

@@ -33,6 +33,7 @@ from query.v2_requests import (
 )
 from schemas import ApiError, jsonutil
 from schemas.projects import Project
+from schemas.times import assume_utc
 from storage import Storage
 from storage.projects import ProjectOrder
 
@@ -160,7 +161,7 @@ def session_json(project: Project) -> dict[str, Any]:
 def stats_json(figures: dict[str, Any], wanted: tuple[str, ...]) -> dict[str, Any]:
     """The `wanted` members of `STATS` from `ProjectStats.of`. The figures are computed on request, so the
     `_live` start time is the same one. Feedback is kept on runs, never on a session as such."""
-    last = iso(figures["last_run_start_time"].replace(tzinfo=UTC)) if figures["last_run_start_time"] else None
+    last = iso(assume_utc(figures["last_run_start_time"])) if figures["last_run_start_time"] else None
     feedback = feedback_stats_v2(figures["feedback_stats"])
     out = {
         **figures,

@@ -3,7 +3,7 @@
 
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Response
@@ -12,6 +12,7 @@ from query.run_reads import JSON_BODY, JsonBody, json_response
 from query.run_search import RunQuery, RunSearch
 from schemas import ApiError, Tenant
 from schemas.tenancy import current_tenant
+from schemas.times import assume_utc
 from storage import Storage
 from storage.deletes import Deleter
 from storage.feedback import of_runs, stats_entry
@@ -60,14 +61,14 @@ def router(storage: Storage) -> APIRouter:
                 except ValueError:
                     raise ApiError(422, f"{bound} is not an ISO 8601 timestamp", detail={"field": bound}) from None
                 conds.append(f"created_at {op} {{{bound}:DateTime64(6, 'UTC')}}")
-                params[bound] = at.replace(tzinfo=UTC) if at.tzinfo is None else at
+                params[bound] = assume_utc(at)
         group = f"toStartOfInterval(created_at, INTERVAL {int(match.group(1))} {_UNITS[match.group(2)]})"
         buckets: dict[Any, dict[str, Any]] = {}
         for row in storage.feedback.stats(tenant.id, " AND ".join(conds) or "1", params, group):
             buckets.setdefault(row["grp"], {})[row["key"]] = stats_entry(row)
         return json_response(
             [
-                {"start": start.replace(tzinfo=UTC).isoformat(), "feedback_stats": per_key}
+                {"start": assume_utc(start).isoformat(), "feedback_stats": per_key}
                 for start, per_key in sorted(buckets.items())
             ]
         )

@@ -2,7 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Any
+
+
+def assume_utc(value: datetime) -> datetime:
+    """A naive time is UTC: the protocol's rule for clients, and what ClickHouse means by the naive times it
+    returns from `DateTime64(6, 'UTC')` columns. An aware time keeps its offset: where it must be UTC, or must
+    first be checked against a range (converting can overflow at datetime's edges), the caller converts."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def times_as_utc(row: dict[str, Any], keys: Iterable[str]) -> None:
+    """Mark a result row's naive times (those of `keys` it holds) as the UTC they are."""
+    for key in keys:
+        value = row.get(key)
+        if isinstance(value, datetime):
+            row[key] = assume_utc(value)
 
 
 def as_utc(value: datetime) -> datetime:

@@ -15,6 +15,7 @@ from typing import Any
 
 from schemas import jsonutil
 from schemas.feedback import validate_feedback, validate_patch
+from schemas.times import times_as_utc
 from storage.clickhouse import ClickHouse
 
 NIL = uuid.UUID(int=0)
@@ -297,9 +298,7 @@ def _from_row(row: dict[str, Any]) -> dict[str, Any]:
     for key in _JSON_COLUMNS:
         row[key] = None if row[key] is None else jsonutil.loads(row[key])
     row["feedback_source"] = jsonutil.loads(row["feedback_source"]) if row["feedback_source"] else {}
-    for key in ("start_time", "created_at", "modified_at"):
-        if row[key] is not None and row[key].tzinfo is None:
-            row[key] = row[key].replace(tzinfo=UTC)
+    times_as_utc(row, ("start_time", "created_at", "modified_at"))
     return row
 
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from schemas import jsonutil
+from schemas.times import times_as_utc
 from storage.clickhouse import ClickHouse
 
 _COLUMNS = ("tenant_id", "id", "run_id", "feedback_key", "feedback_config", "expires_at", "version", "is_deleted")
@@ -41,9 +42,7 @@ class FeedbackTokens:
         out = []
         for row in result.named_results():
             row["feedback_config"] = jsonutil.loads(row["feedback_config"]) if row["feedback_config"] else None
-            for key in ("expires_at", "created_at"):
-                if row[key] is not None and row[key].tzinfo is None:
-                    row[key] = row[key].replace(tzinfo=UTC)
+            times_as_utc(row, ("expires_at", "created_at"))
             out.append(row)
         return out
 

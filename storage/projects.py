@@ -12,6 +12,7 @@ from typing import Any, Literal
 import orjson
 
 from schemas.projects import DEFAULT_PROJECT_NAME, Project, project_id_for_name
+from schemas.times import times_as_utc
 from storage.clickhouse import ClickHouse, storable
 
 _COLUMNS = [
@@ -183,7 +184,5 @@ class ProjectRepository:
 
 def _project(row: dict[str, Any]) -> Project:
     row["extra"] = orjson.loads(row["extra"]) if row["extra"] else {}
-    for key in ("start_time", "end_time"):
-        if row[key] is not None and row[key].tzinfo is None:
-            row[key] = row[key].replace(tzinfo=UTC)
+    times_as_utc(row, ("start_time", "end_time"))
     return Project.model_validate(row)

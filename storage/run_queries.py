@@ -18,9 +18,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from schemas.times import times_as_utc
 from storage import row_meta
 from storage.clickhouse import ClickHouse
 from storage.runs import RUN_COLUMNS
@@ -152,10 +153,7 @@ class RunReader:
         names = result.column_names
         rows = [dict(zip(names, row, strict=True)) for row in result.result_rows]
         for row in rows:
-            for key in ("start_time", "end_time", "first_token_time", "created_at"):
-                value = row.get(key)
-                if isinstance(value, datetime) and value.tzinfo is None:
-                    row[key] = value.replace(tzinfo=UTC)
+            times_as_utc(row, ("start_time", "end_time", "first_token_time", "created_at"))
         return rows
 
     def locate(self, tenant_id: uuid.UUID, run_ids: list[uuid.UUID]) -> list[RunLocation]:
@@ -362,10 +360,7 @@ class RunReader:
         """
         rows = self._query(sql, {**params, "tenant": tenant_id})
         for row in rows:
-            for key in ("first_start_time", "last_start_time", "last_end_time"):
-                value = row.get(key)
-                if isinstance(value, datetime) and value.tzinfo is None:
-                    row[key] = value.replace(tzinfo=UTC)
+            times_as_utc(row, ("first_start_time", "last_start_time", "last_end_time"))
         if previews and rows:
             self._add_previews(tenant_id, rows)
         return rows

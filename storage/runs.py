@@ -16,6 +16,7 @@ import msgpack
 
 from schemas import jsonutil
 from schemas.runs import CANONICAL_UUID, EARLIEST_TIME, LATEST_TIME
+from schemas.times import assume_utc
 from storage import rowbinary
 from storage.clickhouse import ClickHouse
 
@@ -362,4 +363,4 @@ class RunStore:
             )
             .result_rows
         )
-        return {str(run_id): start if start.tzinfo else start.replace(tzinfo=UTC) for run_id, start in rows}
+        return {str(run_id): assume_utc(start) for run_id, start in rows}
