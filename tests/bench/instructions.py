@@ -4,8 +4,9 @@ On this shared host the same code's CPU per run swung by half within minutes, so
 runs to show a change of a few percent; an instruction count does not move between runs (±0.5%). It misses what
 instructions do not show (cache misses, syscalls, ClickHouse), so it complements the end-to-end benchmarks. Each
 figure is the count of a loop over the bodies, minus that of the same process without the loop (imports and
-set-up). The SDK loop is `ingest.workers.multipart_record` over tests/bench/ingest.py's bodies; the OTLP loop maps
-tests/bench/otlp.py's bodies and pickles the result (what an OTLP decode worker sends back). Needs valgrind
+set-up). The SDK loop is `ingest.workers.multipart_record` over tests/bench/ingest.py's bodies; the OTLP loop is
+`ingest.otlp.worker.decode_spans` over tests/bench/otlp.py's bodies (gzip, as it sends them), pickling what it
+returns (as a decode worker sends it back). Needs valgrind
 (`apt-get install valgrind`); ~3 minutes.
 
     .venv/bin/python -m tests.bench.instructions
@@ -14,6 +15,7 @@ tests/bench/otlp.py's bodies and pickles the result (what an OTLP decode worker 
 from __future__ import annotations
 
 import argparse
+import gzip
 import pickle
 import random
 import re
@@ -29,20 +31,21 @@ REPEATS = 2
 
 
 def _loop(kind: str, bodies_path: Path, repeats: int) -> None:
-    from ingest.otlp import Encoding, TraceLinks, map_request, parse
+    from ingest.otlp import Encoding
+    from ingest.otlp.worker import decode_spans
     from ingest.workers import multipart_record
     from tracehouse.tuning import tune_process
 
     bodies, boundary = pickle.loads(bodies_path.read_bytes())
     tune_process()  # as the workers run
-    tenant, links = uuid.UUID(int=1), TraceLinks()
+    tenant = uuid.UUID(int=1)
     for _ in range(repeats):
         for body in bodies:
             if kind == "sdk":
                 multipart_record(body, "zstd", boundary, tenant, 1 << 30)
             else:
-                mapped = map_request(parse(body, Encoding.PROTOBUF), tenant_id=tenant, links=links, project="p")
-                pickle.loads(pickle.dumps(mapped, protocol=pickle.HIGHEST_PROTOCOL))
+                spans = decode_spans(body, "gzip", Encoding.PROTOBUF, None, 1 << 30)
+                pickle.dumps(spans, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _count(kind: str, bodies_path: Path, repeats: int) -> int:
@@ -69,7 +72,7 @@ def main() -> None:
     random.seed(7)
     made = {
         "sdk": ([bench_ingest.sdk_body()[0] for _ in range(BODIES)], bench_ingest.BOUNDARY),
-        "otlp": ([otlp_body() for _ in range(BODIES)], ""),
+        "otlp": ([gzip.compress(otlp_body(), 6) for _ in range(BODIES)], ""),
     }
     with tempfile.TemporaryDirectory() as tmp:
         for kind, bodies in made.items():

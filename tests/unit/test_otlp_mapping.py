@@ -580,3 +580,28 @@ def test_any_attributes_give_a_valid_run_or_a_rejected_span(attributes: dict[str
     for op in mapped.ops:
         assert normalise(op.kind, op.run_id, op.fields, "otlp").fields == op.fields
     assert len(mapped.notes) == mapped.rejected
+
+
+def _rows_by_id(rows: dict[str, Any] | None) -> dict[str, tuple[Any, ...]]:
+    """`fresh.split`'s rows (unpacked from a worker's `Spans.fresh` or as made), each with its batcher fields."""
+    if not rows:
+        return {}
+    names = ("rowbinary", "parents", "dotted", "starts", "ended", "sessions", "text_bytes")
+    return {run_id: tuple(rows[name][i] for name in names) for i, run_id in enumerate(rows["ids"])}
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.dictionaries(st.sampled_from(_ATTRIBUTE_KEYS), _VALUES, max_size=6),
+    st.dictionaries(st.sampled_from(_ATTRIBUTE_KEYS), _VALUES, max_size=6),
+)
+def test_presumed_new_rows_built_in_c_are_the_rows_python_builds(parent: dict[str, Any], child: dict[str, Any]) -> None:
+    """A decode worker builds the rows of a request's spans in C where it can (`fresh.build`): each is byte for
+    byte, with the same batcher fields, the row `fresh.split` builds in Python from the same posts."""
+    trace, root = new_trace_id(), new_span_id()
+    spans = [span(trace, root, "parent", parent), span(trace, new_span_id(), "child", child, parent=root)]
+    packed = to_runs(parse(request(spans), Encoding.JSON), pack=True)
+    inside = {node.run_id for node in packed.nodes if not node.outside}  # a rejected parent leaves an orphan
+    _, python_rows = fresh.split([op for op in map_spans(spans).ops if op.run_id in inside])
+    assert packed.fresh_runs == len(inside)
+    assert _rows_by_id(msgpack.unpackb(packed.fresh)) == _rows_by_id(python_rows)
