@@ -1,7 +1,7 @@
 # tracehouse: one image for every role (`serve`, `serve ingest`, `serve query`, `migrate`, `keys`).
 FROM python:3.11-slim AS build
 # A C compiler for the decode path and the batcher, which setup.py compiles with mypyc, and for ingest/_multipart.c,
-# ingest/_fresh.c and storage/_rowbinary.c (the final image needs none).
+# ingest/_fresh.c, ingest/_otlp.c and storage/_rowbinary.c (the final image needs none).
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY pyproject.toml setup.py README.md ./

@@ -11,7 +11,7 @@ DATA_DIR ?= ./.tracehouse
 # pyproject.toml's build-system.requires: installing compiles the decode path with mypyc (setup.py), in place.
 BUILD_DEPS := "setuptools>=70.1" "mypy>=2.4,<3"
 # A compiled module's edits run only once it is built again: any change to these rebuilds them all.
-COMPILED_SOURCES := setup.py $(wildcard schemas/*.py ingest/*.py ingest/otlp/*.py) storage/batcher.py storage/rowbinary.py ingest/_fresh.c ingest/_multipart.c storage/_rowbinary.c storage/_rowbinary_put.h
+COMPILED_SOURCES := setup.py $(wildcard schemas/*.py ingest/*.py ingest/otlp/*.py) storage/batcher.py storage/rowbinary.py ingest/_fresh.c ingest/_multipart.c ingest/_otlp.c storage/_rowbinary.c storage/_rowbinary_put.h
 # Removes the compiled modules built beside their sources, before each install too: a module setup.py no longer
 # compiles would otherwise load its old build.
 UNCOMPILE := rm -rf build *__mypyc*.so && find schemas storage ingest query tracehouse -name '*.so' -delete

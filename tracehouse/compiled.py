@@ -15,7 +15,8 @@ def stale(root: Path = ROOT) -> list[str]:
     """Compiled modules whose source is newer than the build, relative to the checkout. The code of the modules
     mypyc compiles is in one shared library (`<hash>__mypyc`), which `make` links again at every build
     (`--force`); the library each module has beside its source only loads it, and keeps its time when the code
-    changes. A C extension (`ingest/_multipart.c`, `ingest/_fresh.c`, `storage/_rowbinary.c`) is its own library."""
+    changes. A C extension (`ingest/_multipart.c`, `ingest/_fresh.c`, `ingest/_otlp.c`, `storage/_rowbinary.c`) is
+    its own library."""
     if not (root / "setup.py").exists():
         return []
     suffix = EXTENSION_SUFFIXES[0]

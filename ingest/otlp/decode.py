@@ -18,6 +18,8 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from ingest.otlp import values
+from ingest.otlp.values import Request
 from schemas import ApiError, jsonutil
 from schemas.jsonutil import CONTAINERS
 
@@ -46,15 +48,19 @@ def encoding_of(content_type: str | None) -> Encoding:
     )
 
 
-def parse(body: bytes, encoding: Encoding) -> ExportTraceServiceRequest:
-    """The request, or 400 when the body is not an ExportTraceServiceRequest in that encoding."""
+def parse(body: bytes, encoding: Encoding) -> Request:
+    """The request's resource spans as plain values, or 400 when the body is not an ExportTraceServiceRequest in
+    that encoding. Protobuf is read in C where it can be (`values.read`)."""
     request = ExportTraceServiceRequest()
     if encoding is Encoding.PROTOBUF:
+        read = values.read(body)
+        if read is not None:
+            return read
         try:
             request.ParseFromString(body)
         except (DecodeError, RuntimeError, ValueError) as exc:
             raise ApiError(400, f"body is not a protobuf ExportTraceServiceRequest: {exc}") from None
-        return request
+        return values.from_message(request)
     try:
         document = jsonutil.loads(body)
     except ValueError as exc:
@@ -65,7 +71,7 @@ def parse(body: bytes, encoding: Encoding) -> ExportTraceServiceRequest:
         json_format.ParseDict(_hex_ids_to_base64(document), request, ignore_unknown_fields=True)
     except (json_format.ParseError, ValueError, TypeError) as exc:
         raise ApiError(400, f"body is not an OTLP/JSON ExportTraceServiceRequest: {exc}") from None
-    return request
+    return values.from_message(request)
 
 
 def _hex_ids_to_base64(node: Any) -> Any:

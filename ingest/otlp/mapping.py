@@ -15,21 +15,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+from opentelemetry.proto.trace.v1.trace_pb2 import Span as SpanMessage
+from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
 from ingest import fresh, records
 from ingest.derive import segment
 from ingest.otlp import conventions, ids
 from ingest.otlp.links import Child, TraceKey, TraceLinks
-from ingest.otlp.values import attributes, span_attributes
+from ingest.otlp.values import Attrs, Request, Span
 from ingest.validate import checked_fields, format_time, shallow
 from schemas import ApiError, jsonutil
 from schemas.runs import RunOp
 from storage.runs import from_ticks, ticks
 
 _ERROR = Status.StatusCode.STATUS_CODE_ERROR
-_KINDS = {v: k.removeprefix("SPAN_KIND_").lower() for k, v in Span.SpanKind.items()}
+_KINDS = {v: k.removeprefix("SPAN_KIND_").lower() for k, v in SpanMessage.SpanKind.items()}
 _MESSAGE_EVENTS = frozenset(
     {
         "gen_ai.content.prompt",
@@ -140,7 +140,7 @@ def to_time(unix_nano: int) -> datetime:
 
 
 def map_request(
-    request: ExportTraceServiceRequest,
+    request: Request,
     *,
     tenant_id: uuid.UUID,
     links: TraceLinks,
@@ -149,7 +149,7 @@ def map_request(
     return link(to_runs(request, project=project), tenant_id=tenant_id, links=links)
 
 
-def to_runs(request: ExportTraceServiceRequest, *, project: str | None = None, pack: bool = False) -> Spans:
+def to_runs(request: Request, *, project: str | None = None, pack: bool = False) -> Spans:
     """Every valid span as a run (invalid ones are counted and described, the rest kept), linked within the
     request. Stateless, so it can run in a decode worker. `project` is the `Langsmith-Project` header; with
     `pack`, the posts that `link` will not change are encoded here (msgpack is cheaper than pickling them back
@@ -157,17 +157,15 @@ def to_runs(request: ExportTraceServiceRequest, *, project: str | None = None, p
     presumed-new rows where they qualify (`ingest.fresh`)."""
     out = Spans()
     unique: dict[tuple[bytes, bytes], Node] = {}  # a span sent twice in one request is one run (the last copy)
-    for resource_spans in request.resource_spans:
-        resource = attributes(resource_spans.resource.attributes)
+    for resource, scopes in request:
         runtime = {key: resource[attr] for attr, key in _RUNTIME.items() if attr in resource}
         resource_project = resource.get("openinference.project.name") or resource.get("langsmith.project")
         if resource_project is not None:
             resource_project = str(resource_project)  # as a span's own project name is: any value as its text
-        for scope_spans in resource_spans.scope_spans:
-            scope = scope_spans.scope
-            otel_scope = {"name": scope.name, "version": scope.version, "attributes": attributes(scope.attributes)}
-            scope_runtime = {**runtime, "library": scope.name} if scope.name else runtime
-            for span in scope_spans.spans:
+        for scope_name, scope_version, scope_attributes, spans in scopes:
+            otel_scope = {"name": scope_name, "version": scope_version, "attributes": scope_attributes}
+            scope_runtime = {**runtime, "library": scope_name} if scope_name else runtime
+            for span in spans:
                 problem = _invalid(span)
                 if problem is not None:
                     out.reject(problem)
@@ -271,10 +269,9 @@ def _node(
     runtime: dict[str, Any],
     default_project: str | None,
 ) -> Node:
-    attrs = span_attributes(span.attributes)
+    attrs = Attrs(span.attributes)
     events = [
-        {"name": e.name, "time": format_time(to_time(e.time_unix_nano)), "kwargs": attributes(e.attributes)}
-        for e in span.events
+        {"name": e.name, "time": format_time(to_time(e.time_unix_nano)), "kwargs": e.attributes} for e in span.events
     ]
     session_id, session_name = conventions.project(attrs)
     run_type = conventions.run_type(attrs)
@@ -324,11 +321,11 @@ def _node(
         otel["parent_span_id"] = span.parent_span_id.hex()
     if span.trace_state:
         otel["trace_state"] = span.trace_state
-    if span.status.message:
-        otel["status_message"] = span.status.message
+    if span.status_message:
+        otel["status_message"] = span.status_message
     if span.links:
         otel["links"] = [
-            {"trace_id": lk.trace_id.hex(), "span_id": lk.span_id.hex(), "attributes": attributes(lk.attributes)}
+            {"trace_id": lk.trace_id.hex(), "span_id": lk.span_id.hex(), "attributes": lk.attributes}
             for lk in span.links
         ]
     extra: dict[str, Any] = {"metadata": metadata, "runtime": runtime, "otel": otel}
@@ -367,12 +364,12 @@ def _payload_texts(fields: dict[str, Any]) -> dict[str, bytes] | None:
 def _error(span: Span, events: list[dict[str, Any]]) -> str | None:
     """The exception event's message (with its stack trace), else the status message, for ERROR spans; an
     exception event on a span whose status is not ERROR is kept as an event only (it was handled)."""
-    if span.status.code != _ERROR:
+    if span.status_code != _ERROR:
         return None
     # events[::-1] rather than reversed(events): mypyc (setup.py) fails on reversed() in a generator expression
     exception = next((e["kwargs"] for e in events[::-1] if e["name"] == "exception"), None) or {}
     kind = exception.get("exception.type")
-    message = exception.get("exception.message") or span.status.message or kind or "span status is ERROR"
+    message = exception.get("exception.message") or span.status_message or kind or "span status is ERROR"
     text = str(message)
     stack = exception.get("exception.stacktrace")
     if isinstance(stack, str) and stack.strip() and stack.strip() != f"{kind}: {message}" and stack not in text:
