@@ -752,9 +752,12 @@ failed:
     return -1;
 }
 
-/* ScopeSpans as (name, version, attributes, spans). */
-static PyObject *scope_spans(Context *ctx, Cursor c) {
-    PyObject *items[4] = {NULL}; /* name, version, attributes, spans */
+/* A ResourceSpans as (resource attributes, [scope spans]) when `count` is 2, a ScopeSpans as (name, version,
+ * attributes, [spans]) when it is 4: both are a described message (field 1), its children (field 2) and a
+ * schema URL (field 3), which the mapping does not read. */
+static PyObject *grouped(Context *ctx, Cursor c, Py_ssize_t count, PyObject *(*child)(Context *, Cursor)) {
+    PyObject *items[4] = {NULL};
+    PyObject **names = count == 4 ? items : NULL;
     Cursor inner;
     uint32_t field;
     unsigned seen = 0;
@@ -762,7 +765,7 @@ static PyObject *scope_spans(Context *ctx, Cursor c) {
     if (enter(ctx) < 0) {
         return NULL;
     }
-    if ((items[2] = PyDict_New()) == NULL || (items[3] = PyList_New(0)) == NULL) {
+    if ((items[count - 2] = PyDict_New()) == NULL || (items[count - 1] = PyList_New(0)) == NULL) {
         goto failed;
     }
     while ((next = next_field(&c, &field, &wire)) == 1) {
@@ -771,11 +774,11 @@ static PyObject *scope_spans(Context *ctx, Cursor c) {
             if (delimited(&c, &inner) < 0) {
                 goto declined;
             }
-            if (described_into(ctx, inner, items[2], items) < 0) {
+            if (described_into(ctx, inner, items[count - 2], names) < 0) {
                 goto failed;
             }
         } else if (field == 2) {
-            if (append(ctx, &c, wire, items[3], span_message) < 0) {
+            if (append(ctx, &c, wire, items[count - 1], child) < 0) {
                 goto failed;
             }
         } else if (field == 3) {
@@ -790,65 +793,25 @@ static PyObject *scope_spans(Context *ctx, Cursor c) {
     if (next < 0) {
         goto declined;
     }
-    if (defaults(items, "ss", 2) < 0) {
+    if (defaults(items, "ss", count - 2) < 0) {
         goto failed;
     }
     ctx->depth--;
-    return record(&PyTuple_Type, items, 4);
+    return record(&PyTuple_Type, items, count);
 declined:
     decline(ctx);
 failed:
-    clear(items, 4);
+    clear(items, count);
     ctx->depth--;
     return NULL;
 }
 
-/* ResourceSpans as (resource attributes, [scope spans]). */
+static PyObject *scope_spans(Context *ctx, Cursor c) {
+    return grouped(ctx, c, 4, span_message);
+}
+
 static PyObject *resource_spans(Context *ctx, Cursor c) {
-    PyObject *items[2] = {NULL}; /* resource attributes, scope spans */
-    Cursor inner;
-    uint32_t field;
-    unsigned seen = 0;
-    int wire, next;
-    if (enter(ctx) < 0) {
-        return NULL;
-    }
-    if ((items[0] = PyDict_New()) == NULL || (items[1] = PyList_New(0)) == NULL) {
-        goto failed;
-    }
-    while ((next = next_field(&c, &field, &wire)) == 1) {
-        if (field == 1) {
-            ONCE(1, WIRE_DELIMITED);
-            if (delimited(&c, &inner) < 0) {
-                goto declined;
-            }
-            if (described_into(ctx, inner, items[0], NULL) < 0) {
-                goto failed;
-            }
-        } else if (field == 2) {
-            if (append(ctx, &c, wire, items[1], scope_spans) < 0) {
-                goto failed;
-            }
-        } else if (field == 3) {
-            ONCE(3, WIRE_DELIMITED);
-            if (skip(ctx, &c, wire, 1) < 0) {
-                goto failed;
-            }
-        } else {
-            goto declined;
-        }
-    }
-    if (next < 0) {
-        goto declined;
-    }
-    ctx->depth--;
-    return record(&PyTuple_Type, items, 2);
-declined:
-    decline(ctx);
-failed:
-    clear(items, 2);
-    ctx->depth--;
-    return NULL;
+    return grouped(ctx, c, 2, scope_spans);
 }
 
 static int is_plain_tuple_type(PyObject *type) {
